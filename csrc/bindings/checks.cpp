@@ -1,0 +1,31 @@
+#include "bindings/checks.h"
+
+#include <sstream>
+
+namespace ragkernels::bindings {
+
+py::array as_ndarray(py::handle obj, const char* op, const char* arg) {
+  if (py::isinstance<py::array>(obj)) return py::reinterpret_borrow<py::array>(obj);
+  if (py::hasattr(obj, "__dlpack__")) {
+    if (py::hasattr(obj, "__dlpack_device__")) {
+      auto device = obj.attr("__dlpack_device__")().cast<py::tuple>();
+      const int kind = device[0].cast<int>();
+      RK_CHECK_TYPE(kind == 1 || kind == 3, op, ": ", arg,
+                    " lives on a device (DLPack device type ", kind,
+                    "); the CPU op needs a CPU array (CUDA tensors go to the CUDA module)");
+    }
+    return py::module_::import("numpy").attr("from_dlpack")(obj).cast<py::array>();
+  }
+  throw TypeError(detail::message(op, ": ", arg, " must be a numpy array or a DLPack tensor, got ",
+                                  std::string(py::str(py::type::of(obj).attr("__name__")))));
+}
+
+std::string describe(const py::array& a) {
+  std::ostringstream out;
+  out << std::string(py::str(a.dtype())) << " with shape (";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) out << (i ? ", " : "") << a.shape(i);
+  out << (a.ndim() == 1 ? ",)" : ")");
+  return out.str();
+}
+
+}  // namespace ragkernels::bindings

@@ -1,0 +1,23 @@
+"""ragkernels: fast, exact compiled operators for retrieval-augmented generation.
+
+The hot loops live in a C++17 core (``ragkernels._core``); this package holds
+signatures, defaults, docstrings and the CPU/CUDA dispatch. Arrays cross into
+the core without copies (numpy buffers, DLPack tensors) and every long op
+releases the GIL.
+"""
+from ragkernels._version import __version__
+from ragkernels._core import FormatError, get_num_threads, set_num_threads
+from ragkernels._ops import load_arrays, save_arrays, topk
+from ragkernels import data, metrics
+
+__all__ = [
+    "FormatError",
+    "__version__",
+    "data",
+    "get_num_threads",
+    "load_arrays",
+    "metrics",
+    "save_arrays",
+    "set_num_threads",
+    "topk",
+]
