@@ -83,9 +83,22 @@ py::array int_ids(py::handle obj, const char* op, const char* arg) {
   return a;
 }
 
-int64_t id_at(const py::array& a, int64_t i) {
-  return has_dtype<int64_t>(a) ? view1<int64_t>(a, "", "")[i] : view1<int32_t>(a, "", "")[i];
-}
+// Element i of an int32 or int64 1-D array, as int64; views made once.
+class IdColumn {
+ public:
+  IdColumn(const py::array& a, const char* op, const char* arg) : is64_(has_dtype<int64_t>(a)) {
+    if (is64_)
+      v64_ = view1<int64_t>(a, op, arg);
+    else
+      v32_ = view1<int32_t>(a, op, arg);
+  }
+  int64_t operator[](int64_t i) const { return is64_ ? v64_[i] : v32_[i]; }
+
+ private:
+  bool is64_;
+  View1<const int64_t> v64_;
+  View1<const int32_t> v32_;
+};
 
 void check_same_length(const py::array& a, const py::array& b, const py::array& c, const char* op) {
   RK_CHECK_ARG(a.shape(0) == b.shape(0) && a.shape(0) == c.shape(0), op,
@@ -98,21 +111,24 @@ Qrels qrels_from_arrays(py::handle qids_obj, py::handle docs_obj, py::handle rel
   py::array docs = int_ids(docs_obj, "qrels", "doc_ids");
   py::array rels = int_ids(rels_obj, "qrels", "relevance");
   check_same_length(qids, docs, rels, "qrels");
+  const IdColumn q(qids, "qrels", "query_ids"), d(docs, "qrels", "doc_ids"), r(rels, "qrels", "relevance");
   py::gil_scoped_release nogil;
   metrics::QrelsBuilder builder;
-  for (int64_t i = 0; i < qids.shape(0); ++i) builder.add(id_at(qids, i), id_at(docs, i), id_at(rels, i));
+  builder.reserve(qids.shape(0));
+  for (int64_t i = 0; i < qids.shape(0); ++i) builder.add(q[i], d[i], r[i]);
   return builder.finish();
 }
 
 template <typename T>
 Run run_from_typed_arrays(const py::array& qids, const py::array& docs, const py::array& scores) {
   auto s = view1<T>(scores, "run", "scores");
+  const IdColumn q(qids, "run", "query_ids"), d(docs, "run", "doc_ids");
+  py::gil_scoped_release nogil;
   for (int64_t i = 0; i < s.size; ++i)
     RK_CHECK_ARG(!std::isnan(s[i]), "run: scores[", i, "] is NaN");
-  py::gil_scoped_release nogil;
   metrics::RunBuilder builder;
   builder.reserve(s.size);
-  for (int64_t i = 0; i < s.size; ++i) builder.add(id_at(qids, i), id_at(docs, i), static_cast<double>(s[i]));
+  for (int64_t i = 0; i < s.size; ++i) builder.add(q[i], d[i], static_cast<double>(s[i]));
   return builder.finish();
 }
 

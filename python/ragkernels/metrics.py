@@ -119,7 +119,9 @@ class Evaluation:
     Attributes
     ----------
     measures : list of str
-        Output names as trec_eval prints them (``"ndcg_cut_10"``).
+        Output names as trec_eval prints them (``"ndcg_cut_10"``);
+        the text-valued ``runid`` and ``relstring`` are not among them
+        (see `to_trec_eval`).
     query_ids : list of str
         Evaluated queries, in trec_eval's ``-q`` order.
     values : ndarray of float64, shape (n_queries, n_measures)
@@ -236,7 +238,4 @@ class RelevanceEvaluator:
         native = _core.evaluate(self._qrels, load_run(run), self._measures, self._relevance_level,
                                 False, 2**63 - 1, self._judged_only)
         names = list(native.measure_names)
-        skip = {i for i, n in enumerate(names) if n == "runid" or n.startswith("relstring")}
-        rows = native.per_query.tolist()
-        return {q: {n: v for i, (n, v) in enumerate(zip(names, row)) if i not in skip}
-                for q, row in zip(native.query_ids, rows)}
+        return {q: dict(zip(names, row)) for q, row in zip(native.query_ids, native.per_query.tolist())}
