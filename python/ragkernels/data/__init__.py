@@ -2,26 +2,5 @@
 
 Pure Python: importing this package needs no compiled code.
 """
-from ragkernels.data.beir import (
-    BeirDataset,
-    Corpus,
-    Queries,
-    demo_path,
-    load_beir,
-    load_demo,
-    read_msmarco_collection,
-    read_trec_topics_tsv,
-    write_trec_run,
-)
-
-__all__ = [
-    "BeirDataset",
-    "Corpus",
-    "Queries",
-    "demo_path",
-    "load_beir",
-    "load_demo",
-    "read_msmarco_collection",
-    "read_trec_topics_tsv",
-    "write_trec_run",
-]
+from ragkernels.data.beir import *  # noqa: F401,F403 (the public names are beir.__all__)
+from ragkernels.data.beir import __all__  # noqa: F401
