@@ -11,6 +11,7 @@
 
 #include "bindings/checks.h"
 #include "metrics/evaluate.h"
+#include "metrics/from_columns.h"
 #include "metrics/run_qrels.h"
 #include "metrics/trec_format.h"
 #include "metrics/trec_io.h"
@@ -83,22 +84,15 @@ py::array int_ids(py::handle obj, const char* op, const char* arg) {
   return a;
 }
 
-// Element i of an int32 or int64 1-D array, as int64; views made once.
-class IdColumn {
- public:
-  IdColumn(const py::array& a, const char* op, const char* arg) : is64_(has_dtype<int64_t>(a)) {
-    if (is64_)
-      v64_ = view1<int64_t>(a, op, arg);
-    else
-      v32_ = view1<int32_t>(a, op, arg);
-  }
-  int64_t operator[](int64_t i) const { return is64_ ? v64_[i] : v32_[i]; }
-
- private:
-  bool is64_;
-  View1<const int64_t> v64_;
-  View1<const int32_t> v32_;
-};
+// An int32 or int64 1-D array as the metrics core's column (no copy).
+metrics::IdColumn id_column(const py::array& a, const char* op, const char* arg) {
+  metrics::IdColumn c;
+  if (has_dtype<int64_t>(a))
+    c.i64 = view1<int64_t>(a, op, arg);
+  else
+    c.i32 = view1<int32_t>(a, op, arg);
+  return c;
+}
 
 void check_same_length(const py::array& a, const py::array& b, const py::array& c, const char* op) {
   RK_CHECK_ARG(a.shape(0) == b.shape(0) && a.shape(0) == c.shape(0), op,
@@ -111,25 +105,20 @@ Qrels qrels_from_arrays(py::handle qids_obj, py::handle docs_obj, py::handle rel
   py::array docs = int_ids(docs_obj, "qrels", "doc_ids");
   py::array rels = int_ids(rels_obj, "qrels", "relevance");
   check_same_length(qids, docs, rels, "qrels");
-  const IdColumn q(qids, "qrels", "query_ids"), d(docs, "qrels", "doc_ids"), r(rels, "qrels", "relevance");
+  const metrics::IdColumn q = id_column(qids, "qrels", "query_ids"), d = id_column(docs, "qrels", "doc_ids"),
+                          r = id_column(rels, "qrels", "relevance");
   py::gil_scoped_release nogil;
-  metrics::QrelsBuilder builder;
-  builder.reserve(qids.shape(0));
-  for (int64_t i = 0; i < qids.shape(0); ++i) builder.add(q[i], d[i], r[i]);
-  return builder.finish();
+  return metrics::qrels_from_columns(q, d, r);
 }
 
 template <typename T>
 Run run_from_typed_arrays(const py::array& qids, const py::array& docs, const py::array& scores) {
   auto s = view1<T>(scores, "run", "scores");
-  const IdColumn q(qids, "run", "query_ids"), d(docs, "run", "doc_ids");
+  const metrics::IdColumn q = id_column(qids, "run", "query_ids"), d = id_column(docs, "run", "doc_ids");
   py::gil_scoped_release nogil;
   for (int64_t i = 0; i < s.size; ++i)
     RK_CHECK_ARG(!std::isnan(s[i]), "run: scores[", i, "] is NaN");
-  metrics::RunBuilder builder;
-  builder.reserve(s.size);
-  for (int64_t i = 0; i < s.size; ++i) builder.add(q[i], d[i], static_cast<double>(s[i]));
-  return builder.finish();
+  return metrics::run_from_columns(q, d, s);
 }
 
 Run run_from_arrays(py::handle qids_obj, py::handle docs_obj, py::handle scores_obj) {

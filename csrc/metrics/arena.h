@@ -21,16 +21,22 @@ class Arena {
   // Copies `s` into the arena; the returned view stays valid as long as the
   // arena lives (blocks are never reallocated).
   std::string_view store(std::string_view s) {
-    if (s.size() > left_) {
-      const size_t n = s.size() > kBlock ? s.size() : kBlock;
-      blocks_.emplace_back(new char[n]);
+    char* p = take(s.size());
+    if (!s.empty()) std::memcpy(p, s.data(), s.size());
+    return std::string_view(p, s.size());
+  }
+
+  // n bytes to write in place, valid as long as store()'s views.
+  char* take(size_t n) {
+    if (n > left_) {
+      const size_t size = n > kBlock ? n : kBlock;
+      blocks_.emplace_back(new char[size]);
       next_ = blocks_.back().get();
-      left_ = n;
+      left_ = size;
     }
-    if (!s.empty()) std::memcpy(next_, s.data(), s.size());
-    std::string_view out(next_, s.size());
-    next_ += s.size();
-    left_ -= s.size();
+    char* out = next_;
+    next_ += n;
+    left_ -= n;
     return out;
   }
 

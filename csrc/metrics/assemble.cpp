@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "metrics/rank_sort.h"
 
 namespace ragkernels {
 namespace metrics {
@@ -18,6 +19,12 @@ template <typename T>
 struct Entry {
   T value;
   std::string_view docno;
+};
+
+// A row of one query's slice and its score_key.
+struct KeyedRow {
+  uint64_t key;
+  uint32_t row;
 };
 
 // trec_eval's comp_sim_docno (form_res_rels.c), with NaN made orderable:
@@ -68,6 +75,8 @@ int64_t find_repeat(const std::string_view* docnos, int64_t n, std::vector<uint6
   return -1;
 }
 
+}  // namespace
+
 void build_table(Qrels& qr) {
   const int64_t nq = qr.num_queries();
   qr.table_offsets.assign(nq + 1, 0);
@@ -90,6 +99,8 @@ void build_table(Qrels& qr) {
     }
   }, 64);
 }
+
+namespace {
 
 template <typename T>
 void scatter(Lines<T>& lines, const Plan& plan, std::vector<std::string_view>& docnos,
@@ -149,6 +160,7 @@ void finish_run(Run& run, Duplicate* dup) {
   std::vector<std::string_view> dup_docno(nq);
   parallel_for(0, nq, [&](int64_t lo, int64_t hi) {
     std::vector<Entry<double>> entries;
+    std::vector<KeyedRow> keyed, scratch;
     std::vector<uint64_t> hashes;
     std::vector<uint32_t> table;
     for (int64_t q = lo; q < hi; ++q) {
@@ -158,12 +170,14 @@ void finish_run(Run& run, Duplicate* dup) {
       bool sorted = true;  // runs usually come sorted by score already
       for (int64_t i = 1; i < n && sorted; ++i) sorted = !rank_before(s[i], d[i], s[i - 1], d[i - 1]);
       if (!sorted) {
+        // Integer keys order by score; the docno text is read only on ties.
+        keyed.resize(n);
+        for (int64_t i = 0; i < n; ++i) keyed[i] = {score_key(s[i]), static_cast<uint32_t>(i)};
+        sort_by_key_desc(keyed.data(), keyed.size(), scratch, [](const KeyedRow& x) { return x.key; },
+                         [d](const KeyedRow& x, const KeyedRow& y) { return compare_text(d[x.row], d[y.row]) > 0; });
         entries.resize(n);
         for (int64_t i = 0; i < n; ++i) entries[i] = {s[i], d[i]};
-        std::sort(entries.begin(), entries.end(), [](const Entry<double>& x, const Entry<double>& y) {
-          return rank_before(x.value, x.docno, y.value, y.docno);
-        });
-        for (int64_t i = 0; i < n; ++i) s[i] = entries[i].value, d[i] = entries[i].docno;
+        for (int64_t i = 0; i < n; ++i) s[i] = entries[keyed[i].row].value, d[i] = entries[keyed[i].row].docno;
       }
       // A docno retrieved twice may carry two scores, so it need not be adjacent.
       const int64_t at = find_repeat(d, n, hashes, table);

@@ -8,7 +8,9 @@
 // into the final arrays; finish_*() then sorts each query's slice in place.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -47,6 +49,22 @@ struct Duplicate {
 // builds the lookup table.
 void finish_run(Run& run, Duplicate* dup);
 void finish_qrels(Qrels& qrels, Duplicate* dup);
+
+// Qrels' per-query lookup table, over docnos already in their final order.
+void build_table(Qrels& qrels);
+
+// An integer that orders scores as the rank order does, higher first: the
+// IEEE bits made monotonic, with -0.0 folded onto 0.0 (they tie, as the
+// comparison in trec_eval makes them) and every NaN at 0, below -inf (the
+// bits of -inf map to 0x000F...F). Sorting by key then compares docnos only
+// on equal keys.
+inline uint64_t score_key(double s) {
+  if (std::isnan(s)) return 0;
+  if (s == 0) s = 0.0;
+  uint64_t b;
+  std::memcpy(&b, &s, sizeof(b));
+  return (b >> 63) != 0 ? ~b : b | (uint64_t(1) << 63);
+}
 
 // Builders' line store, in input order.
 template <typename T>
