@@ -88,3 +88,14 @@ def test_topk_bad_input_raises_clear_error(bad, k, err, match):
 def test_set_num_threads_rejects_zero():
     with pytest.raises(ValueError, match="n must be >= 1, got 0"):
         rk.set_num_threads(0)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("k", [3, 600])
+def test_topk_long_rows_mostly_nan(dtype, k):
+    # The bar of the selection becomes NaN for k=600: no block may be skipped.
+    rng = np.random.default_rng(k)
+    scores = rng.standard_normal((3, 5000)).astype(dtype)
+    scores[rng.random(scores.shape) < 0.9] = np.nan
+    scores[:, 4000:4010] = np.inf
+    assert_topk_equal(scores, k)

@@ -16,7 +16,11 @@ Scenarios (inputs from gen_eval_data.py, written once into --workdir):
   load + evaluate with each library's own loader.
 * ``synth-memory`` (b): the same data in memory, timing evaluate only; ours
   takes compact int arrays (query_ids, doc_ids, values) and builds its
-  structures inside the timed call, the peers as in (a).
+  structures inside the timed call, the peers get their own structures
+  prebuilt outside the timer, as in (a).
+* ``synth-arrays`` (b): every library starts from the same numpy arrays and
+  the timed call includes turning them into what the library takes (dicts
+  for pytrec_eval and ir_measures, Qrels/Run for ranx): the same work.
 
 Every (scenario, threads, library) runs in a fresh worker process, which loads
 only what its library needs: the first call is timed on its own
@@ -55,7 +59,8 @@ KEYS = ["map", "ndcg_cut_10", "P_10", "recall_100", "recip_rank"]
 RANX = dict(zip(["map", "ndcg@10", "precision@10", "recall@100", "mrr"], KEYS))
 IRM = dict(zip(["AP", "nDCG@10", "P@10", "R@100", "RR"], KEYS))
 LIBS = ["ragkernels", "pytrec_eval", "ranx", "ir_measures"]
-SCENARIOS = {"scifact": "a", "cacm": "a", "dl19": "a", "dl20": "a", "synth-files": "b", "synth-memory": "b"}
+SCENARIOS = {"scifact": "a", "cacm": "a", "dl19": "a", "dl20": "a", "synth-files": "b", "synth-memory": "b",
+             "synth-arrays": "b"}
 DISTS = {"ragkernels": "ragkernels", "pytrec_eval": "pytrec-eval-terrier", "ranx": "ranx",
          "ir_measures": "ir-measures", "numba": "numba", "numpy": "numpy"}
 Means = Dict[str, float]
@@ -81,11 +86,11 @@ def read_run(path: str) -> Dict[str, Dict[str, float]]:
     return dict(out)
 
 
-def dicts_from_arrays(path: str):
+def dicts_from_arrays(path):
     """The synthetic .npz as {qid: {"D1234567": value}} qrels and run dicts."""
     import numpy as np
 
-    z = np.load(path)
+    z = np.load(path) if isinstance(path, str) else path
 
     def build(qid, did, val):
         bounds = np.flatnonzero(np.diff(qid)) + 1
@@ -103,6 +108,19 @@ def load_inputs(mode: str, spec: Dict[str, str]):
     return dicts_from_arrays(spec["arrays"])
 
 
+def peer_inputs(mode: str, spec: Dict[str, str], convert: Callable):
+    """A zero-argument callable giving the peer its (qrels, run): prebuilt
+    outside the timer, or, in "arrays" mode, converted from the arrays
+    inside it (the arrays themselves are loaded outside)."""
+    if mode != "arrays":
+        built = convert(*load_inputs(mode, spec))
+        return lambda: built
+    import numpy as np
+
+    z = dict(np.load(spec["arrays"]))
+    return lambda: convert(*dicts_from_arrays(z))
+
+
 # ---------------------------------------------------------------- one callable per library
 
 def ours(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]:
@@ -115,7 +133,7 @@ def ours(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]:
         qrels, run = spec["qrels"], spec["run"]
     elif mode == "dicts":
         qrels, run = load_inputs(mode, spec)
-    else:
+    else:  # memory and arrays: ours takes the arrays as they are
         z = np.load(spec["arrays"])
         qrels = (z["q_qid"], z["q_did"], z["q_rel"])
         run = (z["r_qid"], z["r_did"], z["r_score"])
@@ -140,6 +158,13 @@ def pytrec(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]
                 qrels, run = pytrec_eval.parse_qrel(fq), pytrec_eval.parse_run(fr)
             return pytrec_means(pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES)), run)
         return call
+    if mode == "arrays":
+        inputs = peer_inputs(mode, spec, lambda q, r: (q, r))
+
+        def from_arrays() -> Means:
+            qrels, run = inputs()
+            return pytrec_means(pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES)), run)
+        return from_arrays
     qrels, run = load_inputs(mode, spec)
     evaluator = pytrec_eval.RelevanceEvaluator(qrels, set(MEASURES))
     del qrels
@@ -155,9 +180,8 @@ def ranx_(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]:
 
     if mode == "files":
         return lambda: call(Qrels.from_file(spec["qrels"], kind="trec"), Run.from_file(spec["run"], kind="trec"))
-    qrels, run = load_inputs(mode, spec)
-    qrels, run = Qrels(qrels), Run(run)
-    return lambda: call(qrels, run)
+    inputs = peer_inputs(mode, spec, lambda q, r: (Qrels(q), Run(r)))
+    return lambda: call(*inputs())
 
 
 def irm(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]:
@@ -170,8 +194,8 @@ def irm(mode: str, spec: Dict[str, str], threads: int) -> Callable[[], Means]:
 
     if mode == "files":
         return lambda: call(ir_measures.read_trec_qrels(spec["qrels"]), ir_measures.read_trec_run(spec["run"]))
-    qrels, run = load_inputs(mode, spec)
-    return lambda: call(qrels, run)
+    inputs = peer_inputs(mode, spec, lambda q, r: (q, r))
+    return lambda: call(*inputs())
 
 
 MAKERS = {"ragkernels": ours, "pytrec_eval": pytrec, "ranx": ranx_, "ir_measures": irm}
@@ -225,6 +249,8 @@ def scenario_inputs(name: str, paths: Dict[str, Dict[str, str]]):
         return "files", paths["synth"]
     if name == "synth-memory":
         return "memory", paths["synth"]
+    if name == "synth-arrays":
+        return "arrays", paths["synth"]
     return "dicts", paths[name]
 
 
@@ -286,7 +312,7 @@ def main(args: argparse.Namespace) -> None:
             "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python " + " ".join(sys.argv),
             "n_synth_queries": n_synth, "quick": args.quick,
             "ranx_first_call_empty_numba_cache_s (cacm, from files)": ranx_cold}
-    print(write_results("bench_metrics" + ("_quick" if args.quick else ""), rows, columns, meta))
+    print(write_results(args.output + ("_quick" if args.quick else ""), rows, columns, meta))
     print_diffs(diffs)
     assert not failures, "\n".join(failures)
 
@@ -303,9 +329,10 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1,000 synthetic queries, repeat 3")
     p.add_argument("--scenarios", default="a,b", help="comma list of a, b, " + ", ".join(SCENARIOS))
+    p.add_argument("--output", default="bench_metrics", help="results name under benchmarks/results/")
     p.add_argument("--workdir", default="/tmp/ragkernels-bench", help="where generated inputs go")
     p.add_argument("--worker", choices=LIBS, help=argparse.SUPPRESS)
-    p.add_argument("--mode", choices=["dicts", "files", "memory"], help=argparse.SUPPRESS)
+    p.add_argument("--mode", choices=["dicts", "files", "memory", "arrays"], help=argparse.SUPPRESS)
     p.add_argument("--spec", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=1, help=argparse.SUPPRESS)
     p.add_argument("--repeat", type=int, default=5, help=argparse.SUPPRESS)

@@ -1,0 +1,12 @@
+"""The Examples sections of the public docstrings run as doctests."""
+import doctest
+import importlib
+
+import pytest
+
+
+@pytest.mark.parametrize("module", ["ragkernels._ops", "ragkernels.metrics", "ragkernels.data.beir"])
+def test_docstring_examples(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.failed == 0
+    assert result.attempted > 0
