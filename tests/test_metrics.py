@@ -348,3 +348,18 @@ def test_demo_command_runs(capsys):
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "ndcg_cut_10" in out and "all" in out
+
+
+def test_huge_and_negative_integer_ids_order_like_their_decimal_strings():
+    # Equal scores tie-break by doc id as a string, descending: "9" > "10" > "-5".
+    ids = np.array([2**62, 9, 10, -5, -(2**63), 2**63 - 1], np.int64)
+    q = np.zeros(ids.size, np.int64)
+    scores = np.ones(ids.size)
+    rels = np.array([1, 0, 1, 1, 0, 1], np.int64)
+    from_arrays = evaluate((q, ids, rels), (q, ids, scores), ["all_trec"])
+    as_text = {"0": {str(d): int(r) for d, r in zip(ids.tolist(), rels.tolist())}}
+    run_text = {"0": {str(d): 1.0 for d in ids.tolist()}}
+    from_dicts = evaluate(as_text, run_text, ["all_trec"])
+    np.testing.assert_array_equal(from_arrays.values, from_dicts.values)
+    ref, _ = evaluate_ref(as_text, run_text, ["all_trec"])
+    assert_per_query_equal(ref, from_arrays.per_query)

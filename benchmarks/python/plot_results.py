@@ -1,0 +1,77 @@
+"""Plots of the benchmark results for docs/benchmarks.md.
+
+Reads benchmarks/results/bench_metrics*.json and bench_core.json (written by
+the bench_* scripts) and writes PNGs to docs/img/. Run:
+
+    python benchmarks/python/plot_results.py
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "benchmarks" / "results"
+OUT = ROOT / "docs" / "img"
+LIBS = ["ragkernels", "pytrec_eval", "ranx", "ir_measures"]
+
+
+def load_rows(*names: str):
+    rows = []
+    for name in names:
+        path = RESULTS / f"{name}.json"
+        if path.exists():
+            rows += json.loads(path.read_text())["rows"]
+    return rows
+
+
+def plot_metrics() -> Path:
+    rows = [r for r in load_rows("bench_metrics", "bench_metrics_arrays") if r["scenario"].startswith("synth")]
+    scenarios = sorted({r["scenario"] for r in rows})
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, threads in zip(axes, (1, 2)):
+        width = 0.2
+        for i, lib in enumerate(LIBS):
+            values = [next((r["median_s"] for r in rows if r["scenario"] == s and r["threads"] == threads
+                            and r["library"] == lib), 0.0) for s in scenarios]
+            ax.bar([x + i * width for x in range(len(scenarios))], values, width, label=lib)
+        ax.set_xticks([x + 1.5 * width for x in range(len(scenarios))])
+        ax.set_xticklabels([s.replace("synth10k-", "") for s in scenarios])
+        ax.set_yscale("log")
+        ax.set_title(f"10 M-line run, {threads} thread{'s' if threads > 1 else ''}")
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].set_ylabel("median seconds (log scale, lower is better)")
+    axes[1].legend()
+    fig.tight_layout()
+    path = OUT / "bench_metrics.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_topk() -> Path:
+    rows = [r for r in load_rows("bench_core") if r["threads"] == 1]
+    labels = [f"{r['shape']}\nk={r['k']}" for r in rows]
+    fig, ax = plt.subplots(figsize=(9, 4))
+    width = 0.27
+    for i, (key, name) in enumerate([("ragkernels_ms", "ragkernels"), ("numpy_ms", "numpy"), ("torch_ms", "torch")]):
+        ax.bar([x + i * width for x in range(len(rows))], [r.get(key, 0.0) for r in rows], width, label=name)
+    ax.set_xticks([x + width for x in range(len(rows))])
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("median ms, 1 thread (lower is better)")
+    ax.set_title("top-k over rows of float32")
+    ax.legend()
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    path = OUT / "bench_topk.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+if __name__ == "__main__":
+    OUT.mkdir(parents=True, exist_ok=True)
+    print(plot_metrics(), plot_topk())
