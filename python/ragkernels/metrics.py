@@ -125,7 +125,9 @@ class Evaluation:
     query_ids : list of str
         Evaluated queries, in trec_eval's ``-q`` order.
     values : ndarray of float64, shape (n_queries, n_measures)
-        ``values[i, j]`` is measure j on query i.
+        ``values[i, j]`` is measure j on query i. As in trec_eval and
+        pytrec_eval, the per-query ``gm_map``/``gm_bpref`` are logs (their
+        summary is the geometric mean) and ``num_q`` is 1.
     summary : dict of str to float
         trec_eval's ``all`` row: means for most measures, sums for the
         counts, the geometric mean for gm_*, ``num_q`` for num_q.
