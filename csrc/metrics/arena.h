@@ -113,6 +113,22 @@ inline int compare_text(std::string_view a, std::string_view b) {
   return a.size() < b.size() ? -1 : a.size() > b.size() ? 1 : 0;
 }
 
+// The first 8 bytes of s as a big-endian integer, zero-padded: a < b as
+// integers implies compare_text(a, b) < 0, and a > b the reverse, so sorting
+// by it reads the text only on equal prefixes.
+inline uint64_t text_prefix(std::string_view s) {
+  uint64_t w = 0;
+  if (s.size() >= 8) {
+    w = load64(s.data());
+  } else if (!s.empty()) {
+    std::memcpy(&w, s.data(), s.size());
+  }
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  w = __builtin_bswap64(w);
+#endif
+  return w;
+}
+
 }  // namespace detail
 }  // namespace metrics
 }  // namespace ragkernels

@@ -57,8 +57,8 @@ void report_first(const std::vector<std::string_view>& qids,
 // table of hashes (O(n)); returns its index or -1.
 int64_t find_repeat(const std::string_view* docnos, int64_t n, std::vector<uint64_t>& hashes,
                     std::vector<uint32_t>& table) {
-  size_t cap = 16;
-  while (cap < 2 * static_cast<size_t>(n)) cap *= 2;
+  size_t cap = 16;  // at most a quarter full: most probes end at once, few mispredict
+  while (cap < 4 * static_cast<size_t>(n)) cap *= 2;
   table.assign(cap, 0);
   hashes.resize(n);
   const size_t mask = cap - 1;
@@ -193,14 +193,21 @@ void finish_qrels(Qrels& qr, Duplicate* dup) {
   std::vector<std::string_view> dup_docno(nq);
   parallel_for(0, nq, [&](int64_t lo, int64_t hi) {
     std::vector<Entry<int64_t>> entries;
+    std::vector<KeyedRow> keyed, scratch;
     for (int64_t q = lo; q < hi; ++q) {
       const int64_t b = qr.offsets[q], n = qr.offsets[q + 1] - b;
       RK_CHECK_ARG(n < (int64_t(1) << 31), "qrels: query '", qr.qids[q], "' has ", n,
                    " judgments, at most 2**31 - 1 are supported");
+      // Ascending docno: descending on the complemented 8-byte prefix, the
+      // text compared only on equal prefixes. Equal docnos are a duplicate,
+      // refused below, so their order is moot.
+      const std::string_view* d = qr.docnos.data() + b;
+      keyed.resize(n);
+      for (int64_t i = 0; i < n; ++i) keyed[i] = {~text_prefix(d[i]), static_cast<uint32_t>(i)};
+      sort_by_key_desc(keyed.data(), keyed.size(), scratch, [](const KeyedRow& x) { return x.key; },
+                       [d](const KeyedRow& x, const KeyedRow& y) { return compare_text(d[x.row], d[y.row]) < 0; });
       entries.resize(n);
-      for (int64_t i = 0; i < n; ++i) entries[i] = {qr.rels[b + i], qr.docnos[b + i]};
-      std::stable_sort(entries.begin(), entries.end(),
-                       [](const Entry<int64_t>& x, const Entry<int64_t>& y) { return x.docno < y.docno; });
+      for (int64_t i = 0; i < n; ++i) entries[i] = {qr.rels[b + keyed[i].row], d[keyed[i].row]};
       for (int64_t i = 0; i < n; ++i) {
         qr.rels[b + i] = entries[i].value;
         qr.docnos[b + i] = entries[i].docno;

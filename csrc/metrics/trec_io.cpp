@@ -10,12 +10,17 @@
 #include "core/parallel.h"
 #include "metrics/assemble.h"
 #include "metrics/file_buffer.h"
+#include "metrics/line_masks.h"
 
 namespace ragkernels {
 namespace metrics {
 namespace {
 
 using detail::Buffer;
+using detail::for_each_line;
+using detail::for_each_line_tokens;
+using detail::LineTokens;
+using detail::skip_tokens;
 
 // ------------------------------------------------------------ tokenizing
 
@@ -29,21 +34,6 @@ struct BlankTable {
 inline constexpr BlankTable kBlank{};
 
 inline bool is_blank(char c) { return kBlank.blank[static_cast<unsigned char>(c)]; }
-
-// First '\n' in [p, e) or nullptr. Lines are ~40 bytes, where a libc memchr
-// call costs more than its search; this tests 8 bytes at a time (a zero byte
-// of w ^ "\n\n..." marks a newline; the lowest flagged byte is exact).
-inline const char* find_newline(const char* p, const char* e) {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-  constexpr uint64_t kOnes = 0x0101010101010101ULL, kHigh = 0x8080808080808080ULL;
-  for (; e - p >= 8; p += 8) {
-    const uint64_t w = detail::load64(p) ^ (kOnes * '\n');
-    const uint64_t t = (w - kOnes) & ~w & kHigh;
-    if (t != 0) return p + (__builtin_ctzll(t) >> 3);
-  }
-#endif
-  return static_cast<const char*>(std::memchr(p, '\n', static_cast<size_t>(e - p)));
-}
 
 inline std::string_view next_token(const char*& p, const char* e) {
   while (p < e && is_blank(*p)) ++p;
@@ -163,15 +153,18 @@ inline bool skip_line(const char* p, const char* e) {
   return p == e || *p == '#';
 }
 
-// Calls fn(line_begin, line_end) for each physical line of [p, e).
-template <typename Fn>
-void for_each_line(const char* p, const char* e, Fn&& fn) {
-  while (p < e) {
-    const char* nl = find_newline(p, e);
-    const char* le = nl ? nl : e;
-    if (!fn(p, le)) return;
-    p = nl ? nl + 1 : e;
-  }
+// parse_fields for a TREC (non-BEIR) line given as tokens, when the line is
+// well formed; false sends it to parse_fields, which says what is wrong.
+inline bool parse_tokens(Kind kind, const char* lb, LineTokens tok, Fields* f) {
+  if (kind == Kind::kRun ? !tok.at_least(6) : !tok.at_least(4) || tok.at_least(5)) return false;
+  f->qid = tok.pop(lb);
+  tok.pop(lb);
+  f->docno = tok.pop(lb);
+  if (kind == Kind::kTrecQrels) return parse_int(tok.pop(lb), &f->rel);
+  tok.pop(lb);
+  if (!parse_double(tok.pop(lb), &f->score)) return false;
+  f->tag = tok.pop(lb);
+  return true;
 }
 
 std::string_view shown(const char* p, const char* e) {
@@ -225,9 +218,17 @@ std::vector<detail::SegmentInfo> scan_segments(Kind kind, std::string_view text,
   parallel_for(0, nchunks, [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       auto& segs = per_chunk[c];
-      for_each_line(text.data() + starts[c], text.data() + starts[c + 1], [&](const char* lb, const char* le) {
-        if (skip_line(lb, le)) return true;
-        const std::string_view qid = line_qid(kind, lb, le);
+      const char* end = text.data() + text.size();
+      for_each_line_tokens(text.data() + starts[c], text.data() + starts[c + 1], end,
+                           [&](const char* lb, const char* le, const LineTokens* tok) {
+        std::string_view qid;
+        if (tok && kind != Kind::kBeirQrels) {
+          if (skip_tokens(lb, *tok)) return true;
+          qid = LineTokens(*tok).pop(lb);
+        } else {
+          if (skip_line(lb, le)) return true;
+          qid = line_qid(kind, lb, le);
+        }
         if (segs.empty() || !detail::same_text(segs.back().qid, qid)) segs.push_back({qid, 0});
         ++segs.back().count;
         return true;
@@ -254,9 +255,13 @@ void fill_lines(Kind kind, std::string_view text, const std::vector<size_t>& sta
       ChunkResult& ch = chunks[c];
       int64_t seg = first_seg[c], left = 0, slot = 0;
       Fields f;
-      for_each_line(text.data() + starts[c], text.data() + starts[c + 1], [&](const char* lb, const char* le) {
-        if (!skip_line(lb, le)) {
-          std::string err = parse_fields(kind, lb, le, &f);
+      const char* end = text.data() + text.size();
+      for_each_line_tokens(text.data() + starts[c], text.data() + starts[c + 1], end,
+                           [&](const char* lb, const char* le, const LineTokens* tok) {
+        const bool fast = tok && kind != Kind::kBeirQrels;
+        if (fast ? !skip_tokens(lb, *tok) : !skip_line(lb, le)) {
+          std::string err;
+          if (!fast || !parse_tokens(kind, lb, *tok, &f)) err = parse_fields(kind, lb, le, &f);
           if (!err.empty()) {
             ch.failed = true;
             ch.error_line = ch.lines;
