@@ -40,6 +40,29 @@ struct Interner {
   }
 };
 
+// What both builders keep: the text arena, interned qids, and the lines in
+// input order.
+template <typename T>
+struct LineStore {
+  std::shared_ptr<detail::Arena> arena = std::make_shared<detail::Arena>();
+  Interner qids;
+  detail::Lines<T> lines;
+
+  void add(std::string_view qid, std::string_view docno, T value) {
+    // A builder fed query by query repeats the qid: skip the hash lookup.
+    std::string_view q = lines.segments.empty() || !detail::same_text(lines.segments.back().qid, qid)
+                             ? qids.intern(*arena, qid)
+                             : lines.segments.back().qid;
+    lines.push(q, arena->store(docno), value);
+  }
+
+  void reserve(int64_t n, const char* op) {
+    RK_CHECK_ARG(n >= 0, op, ": n must be >= 0, got ", n);
+    lines.docnos.reserve(n);
+    lines.values.reserve(n);
+  }
+};
+
 }  // namespace
 
 int64_t Qrels::find_query(std::string_view qid) const { return find_sorted(qids, qid); }
@@ -48,40 +71,21 @@ int64_t Run::find_query(std::string_view qid) const { return find_sorted(qids, q
 
 // ---------------------------------------------------------------- builders
 
-struct QrelsBuilder::State {
-  std::shared_ptr<detail::Arena> arena = std::make_shared<detail::Arena>();
-  Interner qids;
-  detail::Lines<int64_t> lines;
-};
-
-struct RunBuilder::State {
-  std::shared_ptr<detail::Arena> arena = std::make_shared<detail::Arena>();
-  Interner qids;
-  detail::Lines<double> lines;
-};
+struct QrelsBuilder::State : LineStore<int64_t> {};
+struct RunBuilder::State : LineStore<double> {};
 
 QrelsBuilder::QrelsBuilder() : state_(new State) {}
 QrelsBuilder::~QrelsBuilder() = default;
 QrelsBuilder::QrelsBuilder(QrelsBuilder&&) noexcept = default;
 QrelsBuilder& QrelsBuilder::operator=(QrelsBuilder&&) noexcept = default;
 
-void QrelsBuilder::add(std::string_view qid, std::string_view docno, int64_t rel) {
-  State& s = *state_;
-  std::string_view q = s.lines.segments.empty() || !detail::same_text(s.lines.segments.back().qid, qid)
-                           ? s.qids.intern(*s.arena, qid)
-                           : s.lines.segments.back().qid;
-  s.lines.push(q, s.arena->store(docno), rel);
-}
+void QrelsBuilder::add(std::string_view qid, std::string_view docno, int64_t rel) { state_->add(qid, docno, rel); }
 
 void QrelsBuilder::add(int64_t qid, int64_t docno, int64_t rel) {
-  add(IdText(qid).view, IdText(docno).view, rel);
+  state_->add(IdText(qid).view, IdText(docno).view, rel);
 }
 
-void QrelsBuilder::reserve(int64_t n) {
-  RK_CHECK_ARG(n >= 0, "QrelsBuilder.reserve: n must be >= 0, got ", n);
-  state_->lines.docnos.reserve(n);
-  state_->lines.values.reserve(n);
-}
+void QrelsBuilder::reserve(int64_t n) { state_->reserve(n, "QrelsBuilder.reserve"); }
 
 Qrels QrelsBuilder::finish() {
   std::unique_ptr<State> s(std::move(state_));
@@ -98,23 +102,13 @@ RunBuilder::~RunBuilder() = default;
 RunBuilder::RunBuilder(RunBuilder&&) noexcept = default;
 RunBuilder& RunBuilder::operator=(RunBuilder&&) noexcept = default;
 
-void RunBuilder::add(std::string_view qid, std::string_view docno, double score) {
-  State& s = *state_;
-  std::string_view q = s.lines.segments.empty() || !detail::same_text(s.lines.segments.back().qid, qid)
-                           ? s.qids.intern(*s.arena, qid)
-                           : s.lines.segments.back().qid;
-  s.lines.push(q, s.arena->store(docno), score);
-}
+void RunBuilder::add(std::string_view qid, std::string_view docno, double score) { state_->add(qid, docno, score); }
 
 void RunBuilder::add(int64_t qid, int64_t docno, double score) {
-  add(IdText(qid).view, IdText(docno).view, score);
+  state_->add(IdText(qid).view, IdText(docno).view, score);
 }
 
-void RunBuilder::reserve(int64_t n) {
-  RK_CHECK_ARG(n >= 0, "RunBuilder.reserve: n must be >= 0, got ", n);
-  state_->lines.docnos.reserve(n);
-  state_->lines.values.reserve(n);
-}
+void RunBuilder::reserve(int64_t n) { state_->reserve(n, "RunBuilder.reserve"); }
 
 Run RunBuilder::finish(std::string runid) {
   std::unique_ptr<State> s(std::move(state_));
