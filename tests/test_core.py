@@ -29,6 +29,21 @@ def test_topk_ties_nan_inf_and_signed_zero(dtype):
     assert ids[0].tolist() == [8, 2, 3, 7, 0, 4, 5, 6, 1, 9, -1, -1]
 
 
+@pytest.mark.parametrize("k", [1, 130, 200, 700, 2000])
+def test_topk_dense_selection_with_ties_sorted_rows_and_nan(k):
+    # k >= n / 16 takes the sampled-bar path; ties, sorted rows and NaN make
+    # its estimate miss, which must fall back to the rising bar unchanged.
+    rng = np.random.default_rng(k)
+    rows = [rng.integers(0, 3, 2000), np.arange(2000), np.arange(2000)[::-1], rng.standard_normal(2000)]
+    sampled_only = np.zeros(2000)
+    sampled_only[np.arange(128) * 2000 // 128] = 1.0  # exactly where the sample looks
+    rows.append(sampled_only)
+    scores = np.array(rows, np.float64)
+    scores[3, ::7] = np.nan
+    assert_topk_equal(scores, k)
+    assert_topk_equal(scores.astype(np.float32), k)
+
+
 def test_topk_many_ties_long_row():
     rng = np.random.default_rng(3)
     scores = rng.integers(0, 4, size=(6, 5000)).astype(np.float32)

@@ -103,6 +103,10 @@ class RowSelector {
     size_ = 0;
     threshold_ = 0;  // every packed word is above 0: the index part is >= 1
     skip_blocks_ = false;
+    if (take_ * 16 >= n && n >= 512 && select_by_sample(row)) {
+      finish(row, k, ids, out);
+      return;
+    }
     for (int64_t start = 0; start < n; start += kBlock) {
       const int64_t end = std::min(n, start + kBlock);
       // A later index never beats an equal score, so a block with no score
@@ -116,6 +120,12 @@ class RowSelector {
         if (size_ == capacity_) raise_bar(row);
       }
     }
+    finish(row, k, ids, out);
+  }
+
+ private:
+  // The best take_ of the size_ candidates in buf_, sorted, to the outputs.
+  void finish(ConstView1<T> row, int64_t k, View1<int64_t> ids, View1<T> out) {
     const auto best_first = std::greater<Word>();
     if (size_ > take_) std::nth_element(buf_.begin(), buf_.begin() + take_, buf_.begin() + size_, best_first);
     std::sort(buf_.begin(), buf_.begin() + take_, best_first);
@@ -129,7 +139,34 @@ class RowSelector {
     }
   }
 
- private:
+  // When a large share of the row wins, a rising bar has little to skip.
+  // Instead, estimate the bar from an evenly spaced sample (a rank a little
+  // below the expected k-th), and keep everything above it in one pass
+  // without branches. Returns false, having changed nothing that matters,
+  // when the estimate was too high to leave take_ candidates.
+  bool select_by_sample(ConstView1<T> row) {
+    const int64_t n = row.size, samples = 128;
+    sample_.resize(samples);
+    for (int64_t j = 0; j < samples; ++j) {
+      const int64_t i = j * n / samples;
+      sample_[j] = pack<T>(monotone_key<T, Key>(row[i]), i);
+    }
+    // Expect take_ * samples / n sampled winners; aim 25% + 4 lower.
+    const int64_t rank = std::min(samples - 1, take_ * samples / n + take_ * samples / (4 * n) + 4);
+    std::nth_element(sample_.begin(), sample_.begin() + rank, sample_.end(), std::greater<Word>());
+    const Word bar = sample_[rank];
+    buf_.resize(n + 1);  // also enough for the rising-bar pass if this fails
+    int64_t size = 0;
+    for (int64_t i = 0; i < n; ++i) {
+      const Word w = pack<T>(monotone_key<T, Key>(row[i]), i);
+      buf_[size] = w;
+      size += w >= bar;
+    }
+    if (size < take_) return false;
+    size_ = size;
+    return true;
+  }
+
   // Keep the best take_ candidates; the worst of them is the new bar.
   void raise_bar(ConstView1<T> row) {
     std::nth_element(buf_.begin(), buf_.begin() + (take_ - 1), buf_.begin() + size_, std::greater<Word>());
@@ -141,6 +178,7 @@ class RowSelector {
   }
 
   std::vector<Word> buf_;
+  std::vector<Word> sample_;
   int64_t take_ = 0;
   int64_t capacity_ = 0;
   int64_t size_ = 0;
