@@ -103,8 +103,8 @@ void build_table(Qrels& qr) {
 namespace {
 
 template <typename T>
-void scatter(Lines<T>& lines, const Plan& plan, std::vector<std::string_view>& docnos,
-             std::vector<T>& values) {
+void scatter(Lines<T>& lines, const Plan& plan, BigVector<std::string_view>& docnos,
+             BigVector<T>& values) {
   const int64_t n = static_cast<int64_t>(lines.docnos.size());
   docnos.resize(n);
   values.resize(n);

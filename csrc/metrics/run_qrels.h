@@ -14,7 +14,8 @@
 // Storage: docno/qid strings are std::string_view into `storage`, which is
 // either the file buffer the reader parsed (mmap or heap) or the builder's
 // arena; copies of a Qrels/Run share it. Arrays are flat, row i of a query
-// spans [offsets[q], offsets[q+1]).
+// spans [offsets[q], offsets[q+1]). The per-line arrays are BigVectors
+// (big_vector.h): resize() leaves them uninitialised for the parallel fill.
 //
 // Duplicates: trec_eval refuses a query with a duplicate docno in its
 // judgments or its results ("duplicate docs"). We refuse at construction:
@@ -30,6 +31,7 @@
 #include <vector>
 
 #include "metrics/arena.h"
+#include "metrics/big_vector.h"
 
 namespace ragkernels {
 namespace metrics {
@@ -38,11 +40,11 @@ struct Qrels {
   std::shared_ptr<const void> storage;   // keeps the string bytes alive
   std::vector<std::string_view> qids;    // strcmp ascending, unique
   std::vector<int64_t> offsets;          // qids.size() + 1
-  std::vector<std::string_view> docnos;  // per query strcmp ascending, unique
-  std::vector<int64_t> rels;             // judgment per docno (may be < 0)
+  detail::BigVector<std::string_view> docnos;  // per query strcmp ascending, unique
+  detail::BigVector<int64_t> rels;            // judgment per docno (may be < 0)
   // Open-addressing lookup, per query: slot -> (hash tag << 32) | (local index + 1).
   std::vector<int64_t> table_offsets;    // qids.size() + 1; sizes are powers of 2
-  std::vector<uint64_t> table;
+  detail::BigVector<uint64_t> table;
 
   int64_t num_queries() const { return static_cast<int64_t>(qids.size()); }
   int64_t size() const { return static_cast<int64_t>(docnos.size()); }
@@ -56,8 +58,8 @@ struct Run {
   std::shared_ptr<const void> storage;
   std::vector<std::string_view> qids;    // strcmp ascending, unique
   std::vector<int64_t> offsets;          // qids.size() + 1
-  std::vector<std::string_view> docnos;  // per query in trec_eval rank order
-  std::vector<double> scores;            // aligned with docnos
+  detail::BigVector<std::string_view> docnos;  // per query in trec_eval rank order
+  detail::BigVector<double> scores;           // aligned with docnos
   // trec_eval prints the tag of the LAST content line of the run file (it
   // keeps overwriting it while reading, get_trec_results.c); "" when built
   // from memory unless given to RunBuilder::finish.

@@ -249,7 +249,7 @@ template <typename T>
 void fill_lines(Kind kind, std::string_view text, const std::vector<size_t>& starts,
                 const std::vector<detail::SegmentInfo>& segs, const std::vector<int64_t>& first_seg,
                 const detail::Plan& plan, std::vector<ChunkResult>& chunks,
-                std::vector<std::string_view>& docnos, std::vector<T>& values) {
+                detail::BigVector<std::string_view>& docnos, detail::BigVector<T>& values) {
   parallel_for(0, static_cast<int64_t>(chunks.size()), [&](int64_t lo, int64_t hi) {
     for (int64_t c = lo; c < hi; ++c) {
       ChunkResult& ch = chunks[c];
@@ -293,7 +293,7 @@ void fill_lines(Kind kind, std::string_view text, const std::vector<size_t>& sta
 template <typename T>
 std::vector<ChunkResult> parse_into(Kind kind, std::string_view text, size_t begin,
                                     std::vector<std::string_view>& qids, std::vector<int64_t>& offsets,
-                                    std::vector<std::string_view>& docnos, std::vector<T>& values) {
+                                    detail::BigVector<std::string_view>& docnos, detail::BigVector<T>& values) {
   const std::vector<size_t> starts = chunk_starts(text, begin);
   std::vector<int64_t> first_seg;
   const std::vector<detail::SegmentInfo> segs = scan_segments(kind, text, starts, &first_seg);

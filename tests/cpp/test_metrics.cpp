@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
+#include "metrics/big_vector.h"
 #include "metrics/evaluate.h"
 #include "metrics/measures.h"
 #include "metrics/run_qrels.h"
@@ -86,6 +87,25 @@ std::string slurp(const std::string& path) {
 }
 
 }  // namespace
+
+// Small and large (mmap-backed) BigVectors keep std::vector's semantics
+// wherever a value is given: assign, push_back, growth, copy.
+TEST(MetricsBigVector, ValuesSurviveGrowthAndCopy) {
+  for (size_t n : {size_t(10), size_t(3) << 20}) {
+    m::detail::BigVector<int64_t> v;
+    v.assign(n, 7);
+    v.push_back(8);  // reallocates past the 4 MiB threshold for the large case
+    v.resize(2 * n + 1);
+    for (size_t i = n + 1; i < v.size(); ++i) v[i] = static_cast<int64_t>(i);
+    const m::detail::BigVector<int64_t> copy = v;
+    ASSERT_EQ(copy.size(), 2 * n + 1);
+    EXPECT_EQ(copy[0], 7);
+    EXPECT_EQ(copy[n - 1], 7);
+    EXPECT_EQ(copy[n], 8);
+    EXPECT_EQ(copy[2 * n], static_cast<int64_t>(2 * n));
+    EXPECT_EQ(copy, v);
+  }
+}
 
 TEST(MetricsOrder, TiesBreakByDocnoDescending) {
   m::Run run = m::read_run_text(kRun, "run");
