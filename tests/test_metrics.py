@@ -363,3 +363,17 @@ def test_huge_and_negative_integer_ids_order_like_their_decimal_strings():
     np.testing.assert_array_equal(from_arrays.values, from_dicts.values)
     ref, _ = evaluate_ref(as_text, run_text, ["all_trec"])
     assert_per_query_equal(ref, from_arrays.per_query)
+
+
+@pytest.mark.parametrize("name", rk.metrics.supported_measures)
+def test_every_advertised_measure_family_evaluates(name):
+    request = "judged.10" if name == "judged" else name  # Judged@k needs its k
+    result = evaluate({"q": {"a": 2, "b": 0}}, {"q": {"a": 0.5, "b": 0.7, "c": 0.1}}, [request])
+    text_only = name in ("runid", "relstring")
+    assert bool(result.summary) != text_only
+    assert name in result.to_trec_eval(per_query=True) or name in ("num_q", "all_trec", "official")
+
+
+def test_judged_without_cutoff_says_what_it_needs():
+    with pytest.raises(ValueError, match="judged.10"):
+        evaluate({"q": {"a": 1}}, {"q": {"a": 1.0}}, ["judged"])

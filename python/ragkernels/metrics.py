@@ -34,13 +34,15 @@ __all__ = [
 QrelsLike = Union[Mapping[str, Mapping[str, int]], str, "os.PathLike[str]", Sequence[Any], _core.Qrels]
 RunLike = Union[Mapping[str, Mapping[str, float]], str, "os.PathLike[str]", Sequence[Any], _core.Run]
 
-#: Measure families accepted by ``measures=``, as trec_eval spells them.
+#: Measure families accepted by ``measures=``, as trec_eval spells them
+#: (``judged`` needs its cutoff: ``"judged.10"``).
 supported_measures = (
     "runid", "num_q", "num_ret", "num_rel", "num_rel_ret", "map", "gm_map", "Rprec", "bpref",
     "recip_rank", "iprec_at_recall", "P", "relstring", "recall", "infAP", "gm_bpref", "Rprec_mult",
     "utility", "11pt_avg", "binG", "G", "ndcg", "ndcg_rel", "Rndcg", "ndcg_cut", "map_cut",
     "relative_P", "success", "set_P", "set_relative_P", "set_recall", "set_map", "set_F",
-    "num_nonrel_judged_ret", "rbp", "rbp_resid", "unj", "judged", "all_trec", "official",
+    "num_nonrel_judged_ret", "rbp", "rbp_resid", "unj", "dcg", "ideal_dcg", "yaap", "judged",
+    "all_trec", "official", "set",
 )
 
 
