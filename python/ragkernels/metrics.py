@@ -74,7 +74,7 @@ def load_qrels(source: QrelsLike) -> _core.Qrels:
     if isinstance(source, (str, os.PathLike)):
         return _core.read_qrels(os.fspath(source))
     if isinstance(source, Mapping):
-        return _core.qrels_from_dict(dict(source))
+        return _core.qrels_from_dict(source if isinstance(source, dict) else dict(source))
     if isinstance(source, (tuple, list)) and len(source) == 3:
         return _core.qrels_from_arrays(*source)
     raise TypeError(
@@ -106,7 +106,7 @@ def load_run(source: RunLike) -> _core.Run:
     if isinstance(source, (str, os.PathLike)):
         return _core.read_run(os.fspath(source))
     if isinstance(source, Mapping):
-        return _core.run_from_dict(dict(source))
+        return _core.run_from_dict(source if isinstance(source, dict) else dict(source))
     if isinstance(source, (tuple, list)) and len(source) == 3:
         return _core.run_from_arrays(*source)
     raise TypeError(
