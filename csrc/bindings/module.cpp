@@ -9,6 +9,8 @@ namespace py = pybind11;
 namespace ragkernels::bindings {
 void bind_core(py::module_& m);
 void bind_metrics(py::module_& m);
+void bind_text(py::module_& m);
+void bind_sparse(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -30,4 +32,6 @@ PYBIND11_MODULE(_core, m) {
   });
   ragkernels::bindings::bind_core(m);
   ragkernels::bindings::bind_metrics(m);
+  ragkernels::bindings::bind_text(m);
+  ragkernels::bindings::bind_sparse(m);
 }
