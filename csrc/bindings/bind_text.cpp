@@ -1,10 +1,208 @@
 // Bindings of csrc/text/: conversion and validation only.
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/error.h"
+#include "text/analyzer.h"
+
 namespace py = pybind11;
 
 namespace ragkernels::bindings {
 
-void bind_text(py::module_& m) { (void)m; }
+namespace {
+
+using text::Analyzer;
+using text::AnalyzerConfig;
+using text::TokenList;
+
+// Texts analyzed between two progress reports: enough to keep every thread
+// busy, few enough that a bar moves on a corpus of a few thousand texts.
+constexpr size_t kTextsPerProgressStep = 2048;
+
+std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).attr("__name__")); }
+
+bool as_bool(py::handle obj, const char* arg) {
+  RK_CHECK_TYPE(PyBool_Check(obj.ptr()), "Analyzer: ", arg, " must be True or False, got ", type_name(obj));
+  return obj.ptr() == Py_True;
+}
+
+// A str's UTF-8 bytes; keep_alive holds what the view points into (an
+// iterator's items may be temporaries). ASCII strs are read in place. Other
+// strs are encoded to a temporary bytes object rather than through
+// PyUnicode_AsUTF8, which would leave a UTF-8 copy cached in every text. A
+// lone surrogate (legal in a str, not in UTF-8) passes as "surrogatepass"
+// bytes, which the analyzer reads as non-word, uncased characters: exactly
+// what Python's regex and str.lower() make of a surrogate.
+std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive) {
+  keep_alive.push_back(py::reinterpret_borrow<py::object>(str));
+  if (PyUnicode_IS_ASCII(str.ptr())) {
+    return {static_cast<const char*>(PyUnicode_DATA(str.ptr())), static_cast<size_t>(PyUnicode_GET_LENGTH(str.ptr()))};
+  }
+  py::object bytes = py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(str.ptr(), "utf-8", "surrogatepass"));
+  if (!bytes) throw py::error_already_set();
+  keep_alive.push_back(bytes);
+  return {PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr()))};
+}
+
+// A str, or an iterable of str, as UTF-8 views; names the first bad item.
+std::vector<std::string_view> utf8_items(py::handle items, const char* op, const char* arg,
+                                         std::vector<py::object>& keep_alive) {
+  std::vector<std::string_view> views;
+  if (py::isinstance<py::str>(items)) {
+    views.push_back(utf8_of(items, keep_alive));
+    return views;
+  }
+  RK_CHECK_TYPE(!py::isinstance<py::bytes>(items) && !PyByteArray_Check(items.ptr()), op, ": ", arg,
+                " must be str, not bytes: decode it first");
+  RK_CHECK_TYPE(py::isinstance<py::iterable>(items), op, ": ", arg, " must be a str or an iterable of str, got ",
+                type_name(items));
+  for (py::handle item : py::iter(items)) {
+    RK_CHECK_TYPE(py::isinstance<py::str>(item), op, ": ", arg, "[", views.size(), "] must be str, got ",
+                  type_name(item));
+    views.push_back(utf8_of(item, keep_alive));
+  }
+  return views;
+}
+
+// "en"/"english"/True: bm25s's English list; None/False: none; else an
+// iterable of str (bm25s.tokenization._infer_stopwords, English only).
+std::vector<std::string> stopword_list(py::handle stopwords) {
+  if (stopwords.is_none() || stopwords.ptr() == Py_False) return {};
+  if (stopwords.ptr() == Py_True) return text::english_stopwords();
+  if (py::isinstance<py::str>(stopwords)) {
+    const auto name = stopwords.cast<std::string>();
+    RK_CHECK_ARG(name == "en" || name == "english", "Analyzer: stopwords must be \"en\", \"english\", None or ",
+                 "an iterable of str, got \"", name, "\"");
+    return text::english_stopwords();
+  }
+  std::vector<py::object> keep_alive;
+  std::vector<std::string> words;
+  for (std::string_view word : utf8_items(stopwords, "Analyzer", "stopwords", keep_alive)) words.emplace_back(word);
+  return words;
+}
+
+bool wants_stemmer(py::handle stemmer) {
+  if (stemmer.is_none() || stemmer.ptr() == Py_False) return false;
+  RK_CHECK_TYPE(py::isinstance<py::str>(stemmer), "Analyzer: stemmer must be \"english\" or None, got ",
+                type_name(stemmer));
+  const auto name = stemmer.cast<std::string>();
+  RK_CHECK_ARG(name == "english", "Analyzer: stemmer must be \"english\" or None, got \"", name, "\"");
+  return true;
+}
+
+// The inverse of utf8_of (tokens themselves never hold a surrogate).
+py::str to_str(std::string_view utf8) {
+  PyObject* s = PyUnicode_DecodeUTF8(utf8.data(), static_cast<Py_ssize_t>(utf8.size()), "surrogatepass");
+  if (!s) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(s);
+}
+
+py::list to_python(const TokenList& tokens) {
+  py::list out(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), to_str(tokens[i]).release().ptr());
+  }
+  return out;
+}
+
+// One str per distinct term of a tokenize call, shared by every list that
+// holds it (bm25s's lists share theirs too): a corpus has far fewer
+// distinct terms than tokens, so this saves most allocations and memory.
+class SharedTerms {
+ public:
+  py::list to_python(const TokenList& tokens) {
+    py::list out(tokens.size());
+    for (size_t i = 0; i < tokens.size(); ++i) {
+      PyList_SET_ITEM(out.ptr(), static_cast<Py_ssize_t>(i), str_of(tokens[i]).release().ptr());
+    }
+    return out;
+  }
+
+ private:
+  py::object str_of(std::string_view term) {
+    if (auto found = strings_.find(term); found != strings_.end()) return found->second;
+    py::str s = to_str(term);
+    // The key views the str's own UTF-8 (cached in it by CPython), which
+    // lives as long as the map holds the str.
+    Py_ssize_t size = 0;
+    const char* utf8 = PyUnicode_AsUTF8AndSize(s.ptr(), &size);
+    if (!utf8) throw py::error_already_set();
+    strings_.emplace(std::string_view(utf8, static_cast<size_t>(size)), s);
+    return std::move(s);
+  }
+
+  std::unordered_map<std::string_view, py::object> strings_;
+};
+
+// Texts in steps (one step when there is no progress callback), each
+// analyzed in parallel without the GIL; progress(n) after each step.
+py::list tokenize(const Analyzer& analyzer, py::handle texts, py::handle progress) {
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> views = utf8_items(texts, "Analyzer.tokenize", "texts", keep_alive);
+  const size_t step = progress.is_none() ? std::max<size_t>(views.size(), 1) : kTextsPerProgressStep;
+  py::list out;
+  std::vector<TokenList> lists;
+  SharedTerms terms;
+  for (size_t lo = 0; lo < views.size(); lo += step) {
+    const size_t hi = std::min(views.size(), lo + step);
+    const std::vector<std::string_view> batch(views.begin() + lo, views.begin() + hi);
+    {
+      py::gil_scoped_release nogil;
+      analyzer.analyze_batch(batch, lists);
+    }
+    for (const auto& tokens : lists) out.append(terms.to_python(tokens));
+    if (!progress.is_none()) progress(hi - lo);
+  }
+  return out;
+}
+
+py::list stem(const Analyzer& analyzer, py::handle words) {
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> views = utf8_items(words, "Analyzer.stem", "words", keep_alive);
+  TokenList terms;
+  {
+    py::gil_scoped_release nogil;
+    for (std::string_view word : views) terms.push_back(analyzer.normalize(word));
+  }
+  return to_python(terms);
+}
+
+py::dict config_dict(const Analyzer& analyzer) {
+  const AnalyzerConfig& c = analyzer.config();
+  py::dict out;
+  out["lowercase"] = c.lowercase;
+  py::list stopwords;
+  for (const auto& word : c.stopwords) stopwords.append(to_str(word));
+  out["stopwords"] = stopwords;
+  out["stemmer"] = c.stem ? py::object(py::str("english")) : py::object(py::none());
+  out["keep_numbers"] = c.keep_numbers;
+  return out;
+}
+
+}  // namespace
+
+void bind_text(py::module_& m) {
+  m.attr("text_unicode_version") = py::str(std::string(text::unicode_version()));
+  py::class_<Analyzer>(m, "Analyzer")
+      .def(py::init([](py::handle lowercase, py::handle stopwords, py::handle stemmer, py::handle keep_numbers) {
+             AnalyzerConfig config;
+             config.lowercase = as_bool(lowercase, "lowercase");
+             config.keep_numbers = as_bool(keep_numbers, "keep_numbers");
+             config.stem = wants_stemmer(stemmer);
+             config.stopwords = stopword_list(stopwords);
+             return Analyzer(std::move(config));
+           }),
+           py::arg("lowercase"), py::arg("stopwords"), py::arg("stemmer"), py::arg("keep_numbers"))
+      .def("tokenize", &tokenize, py::arg("texts"), py::arg("progress") = py::none())
+      .def("stem", &stem, py::arg("words"))
+      .def_property_readonly("config", &config_dict);
+}
 
 }  // namespace ragkernels::bindings

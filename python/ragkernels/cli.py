@@ -1,19 +1,26 @@
 """The ``ragkernels`` command.
 
-``ragkernels eval QRELS RUN`` prints what trec_eval prints (``-q``, ``-c``,
-``-l``, ``-M``, ``-J``, ``-m`` spelled as trec_eval spells them, e.g.
-``-m ndcg_cut.10 -l2 -M100``), or JSON with ``--json``. ``ragkernels demo``
-runs the main job on the small corpus shipped inside the package.
+``ragkernels index CORPUS INDEX`` builds a BM25 index of a BEIR or MS MARCO
+corpus; ``ragkernels search INDEX QUERIES RUN`` writes the top-k of each query
+as a TREC run. ``ragkernels eval QRELS RUN`` prints what trec_eval prints
+(``-q``, ``-c``, ``-l``, ``-M``, ``-J``, ``-m`` spelled as trec_eval spells
+them, e.g. ``-m ndcg_cut.10 -l2 -M100``), or JSON with ``--json``.
+``ragkernels demo`` runs the main job (index, search, evaluate) on the small
+corpus shipped inside the package.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+import tempfile
+import time
+from pathlib import Path
 from typing import List, Optional
 
-from ragkernels import __version__, metrics
-from ragkernels._core import FormatError
+from ragkernels import __version__, data, metrics, sparse
+from ragkernels._core import FormatError, set_num_threads
+from ragkernels.text import Analyzer
 
 
 def _eval_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -46,14 +53,75 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_demo(args: argparse.Namespace) -> int:
-    from ragkernels import data
+def _index_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("index", help="build a BM25 index of a corpus")
+    p.add_argument("corpus", help="BEIR folder or corpus.jsonl, or MS MARCO collection .tsv")
+    p.add_argument("index", help="index file to write")
+    p.add_argument("--method", default="lucene", choices=sparse.METHODS, help="BM25 variant (default lucene)")
+    p.add_argument("--k1", type=float, default=1.5, help="default 1.5 (bm25s's)")
+    p.add_argument("--b", type=float, default=0.75, help="default 0.75")
+    p.add_argument("--delta", type=float, default=0.5, help="bm25l/bm25+ only; default 0.5")
+    p.add_argument("--no-stem", action="store_true", help="do not stem (default: Snowball English)")
+    p.add_argument("--no-stopwords", action="store_true", help="keep stopwords (default: drop bm25s's English list)")
+    p.add_argument("--drop-numbers", action="store_true", help="drop tokens made only of digits")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    demo = data.demo_path()
-    print(f"ragkernels {__version__}: evaluating the shipped demo run {demo / 'run.bm25.trec'}")
-    print(f"against {demo / 'qrels' / 'test.tsv'}\n")
-    result = metrics.evaluate(demo / "qrels" / "test.tsv", demo / "run.bm25.trec",
-                              ["ndcg_cut.10", "recall.10,20", "map", "recip_rank", "P.5"])
+
+def _search_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    p = sub.add_parser("search", help="search an index and write a TREC run")
+    p.add_argument("index", help="index file written by 'ragkernels index'")
+    p.add_argument("queries", help="BEIR queries.jsonl or qid<TAB>text topics .tsv")
+    p.add_argument("run", help="TREC run file to write")
+    p.add_argument("-k", type=int, default=1000, help="results per query (default 1000)")
+    p.add_argument("--algorithm", default="bmw", choices=sparse.ALGORITHMS, help="default bmw")
+    p.add_argument("--tag", default="ragkernels", help="run tag, the sixth column")
+    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    if args.threads:
+        set_num_threads(args.threads)
+    corpus = data.read_corpus(args.corpus)
+    analyzer = Analyzer(stemmer=None if args.no_stem else "english", stopwords=None if args.no_stopwords else "en",
+                        keep_numbers=not args.drop_numbers)
+    start = time.perf_counter()
+    index = sparse.BM25Index.build(corpus.full_texts(), ids=corpus.ids, method=args.method, k1=args.k1, b=args.b,
+                                   delta=args.delta, analyzer=analyzer, show_progress=not args.quiet)
+    index.save(args.index)
+    print(f"indexed {index.num_docs} documents, {index.num_terms} terms in {time.perf_counter() - start:.2f} s "
+          f"-> {args.index}", file=sys.stderr)
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    if args.threads:
+        set_num_threads(args.threads)
+    index = sparse.BM25Index.load(args.index)
+    queries = data.read_queries(args.queries)
+    start = time.perf_counter()
+    docs, scores = index.search(queries.texts, k=args.k, algorithm=args.algorithm, show_progress=not args.quiet)
+    elapsed = time.perf_counter() - start
+    data.write_trec_run(args.run, queries.ids, docs, scores, tag=args.tag, corpus_ids=index.doc_ids)
+    print(f"searched {len(queries)} queries in {elapsed:.3f} s -> {args.run}", file=sys.stderr)
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    demo = data.load_demo()
+    print(f"ragkernels {__version__}: BM25 over the demo corpus shipped in the package ({data.demo_path()})")
+    start = time.perf_counter()
+    index = sparse.BM25Index.build(demo.corpus.full_texts(), ids=demo.corpus.ids)
+    docs, scores = index.search(demo.queries.texts, k=100)
+    elapsed = time.perf_counter() - start
+    print(f"indexed {index.num_docs} documents ({index.num_terms} terms) and searched {len(demo.queries)} queries "
+          f"in {elapsed * 1000:.1f} ms")
+    with tempfile.TemporaryDirectory() as tmp:
+        run = Path(tmp) / "run.trec"
+        data.write_trec_run(run, demo.queries.ids, docs, scores, corpus_ids=index.doc_ids)
+        result = metrics.evaluate(demo.qrels, run, ["ndcg_cut.10", "recall.10,100", "map", "recip_rank", "P.5"])
+    print("evaluated against the demo qrels:\n")
     sys.stdout.write(result.to_trec_eval(per_query=args.per_query))
     return 0
 
@@ -62,12 +130,15 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(prog="ragkernels", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"ragkernels {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    _index_parser(sub)
+    _search_parser(sub)
     _eval_parser(sub)
     demo = sub.add_parser("demo", help="run the main job on the demo corpus shipped in the package")
     demo.add_argument("-q", dest="per_query", action="store_true", help="also print per-query values")
     args = parser.parse_args(argv)
     try:
-        return {"eval": _run_eval, "demo": _run_demo}[args.command](args)
+        commands = {"index": _run_index, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
+        return commands[args.command](args)
     except (OSError, ValueError, TypeError, FormatError) as err:
         print(f"ragkernels {args.command}: error: {err}", file=sys.stderr)
         return 2

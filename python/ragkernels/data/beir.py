@@ -31,7 +31,9 @@ __all__ = [
     "demo_path",
     "load_beir",
     "load_demo",
+    "read_corpus",
     "read_msmarco_collection",
+    "read_queries",
     "read_trec_topics_tsv",
     "write_trec_run",
 ]
@@ -312,6 +314,47 @@ def read_msmarco_collection(path: PathLike) -> Corpus:
     """
     ids, texts = _read_id_text_tsv(path)
     return Corpus(ids, [""] * len(ids), texts)
+
+
+def read_corpus(path: PathLike) -> Corpus:
+    """Read a corpus in whichever format `path` names.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A BEIR folder (its ``corpus.jsonl``), a BEIR ``.jsonl`` corpus, or an
+        MS MARCO ``collection.tsv`` (``pid<TAB>passage``).
+
+    Returns
+    -------
+    Corpus
+
+    Raises
+    ------
+    FileNotFoundError, ValueError
+        As `load_beir` and `read_msmarco_collection`.
+    """
+    path = pathlib.Path(path)
+    if path.is_dir():
+        path = path / "corpus.jsonl"
+        _need_file(path, path.parent)
+    if path.suffix == ".tsv":
+        return read_msmarco_collection(path)
+    return Corpus(*_read_jsonl(path, ("title", "text")))
+
+
+def read_queries(path: PathLike) -> Queries:
+    """Read queries: a BEIR ``queries.jsonl``, or ``qid<TAB>text`` topics (``.tsv``).
+
+    Returns
+    -------
+    Queries
+        Every query of the file, in file order.
+    """
+    path = pathlib.Path(path)
+    if path.suffix == ".tsv":
+        return read_trec_topics_tsv(path)
+    return Queries(*_read_jsonl(path, ("text",)))
 
 
 def _check_token(value: str, what: str) -> str:

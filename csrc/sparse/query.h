@@ -1,0 +1,80 @@
+// What the query algorithms share: a query term's cursor with its weight and
+// bound, the two scorers, and the rules that make pruning exact.
+//
+// A document's score is the float32 sum, in query order, of its terms'
+// contributions weight * base score, plus the query's constant (the summed
+// nonoccurrence of BM25L/BM25+, else 0). Every algorithm computes a
+// candidate's final score that way, from its saved contributions, so pruned and
+// exhaustive search return bit-identical scores. Pruning decisions compare
+// upper bounds widened by the worst float32 rounding of a sum of m terms
+// (safe_bound), so rounding can never prune a document that would enter.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "sparse/bm25.h"
+#include "sparse/posting_cursor.h"
+#include "sparse/topk_queue.h"
+
+namespace ragkernels::sparse {
+
+struct QueryTerm {
+  uint32_t term;
+  float weight;  // BM25: times the term occurs in the query; impacts: query weight (>= 0)
+};
+
+struct TermCursor {
+  PostingCursor postings;
+  float weight = 1;
+  float idf = 0;            // BM25 only
+  float nonoccurrence = 0;  // BM25L/BM25+ only
+  float max_score = 0;      // weight * the term's largest base score
+  uint32_t position = 0;    // index of the term in the query: the summation order
+};
+
+// Base score of a posting under BM25 (computed from tf and doc length).
+struct Bm25Scorer {
+  const Bm25Formula* formula;
+  const double* doc_norm;
+  float operator()(TermCursor& t) const {
+    const float base = (*formula)(t.idf, t.nonoccurrence, t.postings.value(), doc_norm[t.postings.doc()]);
+    return t.weight * base;
+  }
+};
+
+// Base score of a posting in an impact index: its quantized impact.
+struct ImpactScorer {
+  float operator()(TermCursor& t) const { return t.weight * static_cast<float>(t.postings.value()); }
+};
+
+// Per-thread state of one query: contributions by query position.
+struct QueryContext {
+  std::vector<TermCursor> terms;      // in query order
+  std::vector<float> contributions;   // [terms.size()], zero between candidates
+  float constant = 0;                 // added to every final score
+  double bound_factor = 1;            // see safe_bound
+
+  void prepare_bounds() {
+    const double m = static_cast<double>(terms.size());
+    // float32 sums of m non-negative terms err by < m * 2^-24 relative, for
+    // the score and for the bound alike; the final + constant rounds once more.
+    bound_factor = 1 + (2 * m + 8) * 0x1p-24;
+    contributions.assign(terms.size(), 0.0f);
+  }
+  // An upper bound of the final score of a document whose contributions sum
+  // to at most `raw` (a sum of term maxima, in float64).
+  double safe_bound(double raw) const { return raw * bound_factor + constant; }
+
+  // The final score of a candidate from its saved contributions; clears them.
+  float finish_candidate() {
+    float sum = 0;
+    for (float& c : contributions) {
+      sum += c;
+      c = 0;
+    }
+    return sum + constant;
+  }
+};
+
+}  // namespace ragkernels::sparse

@@ -1,0 +1,172 @@
+#include "sparse/sparse_index.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+
+#include "core/error.h"
+#include "core/parallel.h"
+#include "sparse/block_max_wand_query.h"
+#include "sparse/maxscore_query.h"
+#include "sparse/ranked_or_query.h"
+
+namespace ragkernels::sparse {
+
+QueryAlgorithm parse_query_algorithm(std::string_view name) {
+  if (name == "exhaustive") return QueryAlgorithm::exhaustive;
+  if (name == "maxscore") return QueryAlgorithm::maxscore;
+  if (name == "bmw" || name == "block_max_wand") return QueryAlgorithm::block_max_wand;
+  throw ValueError(detail::message("algorithm must be 'bmw', 'maxscore' or 'exhaustive'; got '", name, "'"));
+}
+
+SparseIndex::SparseIndex(IndexData data) : d_(std::move(data)) {
+  arrays_.term_first_block = d_.term_first_block.data;
+  arrays_.term_df = d_.term_df.data;
+  arrays_.term_max = d_.term_max.data;
+  arrays_.block_last_doc = d_.block_last_doc.data;
+  arrays_.block_max = d_.block_max.data;
+  arrays_.block_offset = d_.block_offset.data;
+  arrays_.data = d_.postings.data;
+  arrays_.num_terms = d_.num_terms();
+  arrays_.num_blocks = d_.block_last_doc.size;
+  if (d_.scoring == Scoring::bm25) {
+    doc_norm_.resize(d_.num_docs);
+    for (uint64_t doc = 0; doc < d_.num_docs; ++doc) {
+      doc_norm_[doc] = bm25_doc_norm(d_.bm25, d_.doc_lengths[doc], d_.avg_doc_length);
+    }
+    formula_.emplace(d_.bm25);
+  }
+  if (d_.analyzer) analyzer_.emplace(*d_.analyzer);
+}
+
+uint64_t SparseIndex::num_postings() const {
+  uint64_t total = 0;
+  for (uint64_t t = 0; t < d_.num_terms(); ++t) total += d_.term_df[t];
+  return total;
+}
+
+std::string_view SparseIndex::term(uint32_t id) const {
+  RK_CHECK_ARG(id < d_.vocab_ends.size, "term id ", id, " is not in the string vocabulary (", d_.vocab_ends.size,
+               " terms)");
+  return string_at(d_.vocab_ends, d_.vocab_chars, id);
+}
+
+std::string_view SparseIndex::doc_id(uint64_t doc) const {
+  RK_CHECK_ARG(doc < d_.doc_id_ends.size, "doc ", doc, " has no external id");
+  return string_at(d_.doc_id_ends, d_.doc_id_chars, doc);
+}
+
+int64_t SparseIndex::term_id(std::string_view token) const {
+  const uint32_t* sorted = d_.vocab_sorted.data;
+  const uint32_t* end = sorted + d_.vocab_sorted.size;
+  const uint32_t* it = std::lower_bound(sorted, end, token, [&](uint32_t id, std::string_view t) {
+    return string_at(d_.vocab_ends, d_.vocab_chars, id) < t;
+  });
+  if (it == end || string_at(d_.vocab_ends, d_.vocab_chars, *it) != token) return -1;
+  return *it;
+}
+
+namespace {
+// Adds `weight` to term's entry, appending it at its first occurrence.
+void add_term(Query& query, uint32_t term, float weight) {
+  for (QueryTerm& q : query) {
+    if (q.term == term) {
+      q.weight += weight;
+      return;
+    }
+  }
+  query.push_back({term, weight});
+}
+}  // namespace
+
+Query SparseIndex::query_from_tokens(const std::vector<std::string_view>& tokens) const {
+  Query query;
+  for (std::string_view token : tokens) {
+    const int64_t id = term_id(token);
+    if (id >= 0) add_term(query, static_cast<uint32_t>(id), 1.0f);
+  }
+  return query;
+}
+
+Query SparseIndex::query_from_text(std::string_view text, text::TokenList& scratch) const {
+  RK_CHECK_ARG(analyzer_, "this index was built from tokens, not texts: search it with tokens");
+  scratch.clear();
+  analyzer_->analyze(text, scratch);
+  Query query;
+  for (size_t i = 0; i < scratch.size(); ++i) {
+    const int64_t id = term_id(scratch[i]);
+    if (id >= 0) add_term(query, static_cast<uint32_t>(id), 1.0f);
+  }
+  return query;
+}
+
+Query SparseIndex::query_from_ids(const int64_t* ids, size_t n, const float* weights) const {
+  Query query;
+  for (size_t i = 0; i < n; ++i) {
+    const float weight = weights ? weights[i] : 1.0f;
+    RK_CHECK_ARG(std::isfinite(weight) && weight >= 0, "query weights must be finite and >= 0, got ", weight);
+    if (ids[i] >= 0 && static_cast<uint64_t>(ids[i]) < d_.num_terms() && weight > 0) {
+      add_term(query, static_cast<uint32_t>(ids[i]), weight);
+    }
+  }
+  return query;
+}
+
+void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorithm, QueryContext& q,
+                            TopKQueue& top) const {
+  q.terms.clear();
+  q.constant = 0;
+  for (const QueryTerm& term : query) {
+    RK_DCHECK(term.term < d_.num_terms());
+    if (d_.scoring == Scoring::bm25) {
+      // bm25s adds the query's nonoccurrence scores to every document (0 but for BM25L/BM25+).
+      for (float i = 0; i < term.weight; ++i) q.constant += d_.term_nonoccurrence[term.term];
+    }
+    if (d_.term_df[term.term] == 0 || term.weight == 0) continue;
+    TermCursor& t = q.terms.emplace_back();
+    t.postings.open(arrays_, term.term);
+    t.weight = term.weight;
+    t.max_score = term.weight * d_.term_max[term.term];
+    t.position = static_cast<uint32_t>(q.terms.size() - 1);
+    if (d_.scoring == Scoring::bm25) {
+      t.idf = d_.term_idf[term.term];
+      t.nonoccurrence = d_.term_nonoccurrence[term.term];
+    }
+  }
+  q.prepare_bounds();
+  top.reset(k);
+  auto run = [&](const auto& scorer) {
+    switch (algorithm) {
+      case QueryAlgorithm::exhaustive: ranked_or_query(q, scorer, top); break;
+      case QueryAlgorithm::maxscore: maxscore_query(q, scorer, top); break;
+      case QueryAlgorithm::block_max_wand: block_max_wand_query(q, scorer, top); break;
+    }
+  };
+  if (d_.scoring == Scoring::bm25) {
+    run(Bm25Scorer{&*formula_, doc_norm_.data()});
+  } else {
+    run(ImpactScorer{});
+  }
+}
+
+void SparseIndex::search(size_t n, const std::function<Query(size_t)>& make_query, size_t k,
+                         QueryAlgorithm algorithm, int64_t* out_docs, float* out_scores) const {
+  RK_CHECK_ARG(k >= 1, "k must be >= 1, got ", k);
+  parallel_for(0, static_cast<int64_t>(n), [&](int64_t lo, int64_t hi) {
+    QueryContext context;
+    TopKQueue top;
+    for (int64_t i = lo; i < hi; ++i) {
+      run_query(make_query(static_cast<size_t>(i)), k, algorithm, context, top);
+      const std::vector<ScoredDoc>& best = top.sorted();
+      int64_t* docs = out_docs + i * k;
+      float* scores = out_scores + i * k;
+      for (size_t r = 0; r < k; ++r) {
+        docs[r] = r < best.size() ? static_cast<int64_t>(best[r].doc) : int64_t{-1};
+        scores[r] = r < best.size() ? best[r].score : -std::numeric_limits<float>::infinity();
+      }
+    }
+  });
+}
+
+}  // namespace ragkernels::sparse

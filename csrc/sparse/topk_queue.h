@@ -1,0 +1,58 @@
+// The bounded top-k queue every query algorithm fills (as PISA's topk_queue).
+//
+// Order: higher score first, then lower doc id. Query algorithms visit docs in
+// increasing id order, so a new doc whose score equals the current k-th score
+// loses the tie: it enters only when its score is strictly greater than
+// threshold(). That makes every algorithm return the same list.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace ragkernels::sparse {
+
+struct ScoredDoc {
+  float score;
+  uint32_t doc;
+};
+
+inline bool ranks_before(const ScoredDoc& a, const ScoredDoc& b) {
+  return a.score > b.score || (a.score == b.score && a.doc < b.doc);
+}
+
+class TopKQueue {
+ public:
+  void reset(size_t k) {
+    k_ = k;
+    heap_.clear();
+  }
+  bool full() const { return heap_.size() == k_; }
+  // The score a doc must exceed to enter; -inf until the queue is full.
+  float threshold() const { return full() ? heap_.front().score : -std::numeric_limits<float>::infinity(); }
+  bool would_enter(float score) const { return !full() || score > heap_.front().score; }
+
+  // Precondition: would_enter(score) and doc larger than every doc pushed so far.
+  void push(float score, uint32_t doc) {
+    if (full()) {
+      std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+      heap_.back() = {score, doc};
+    } else {
+      heap_.push_back({score, doc});
+    }
+    std::push_heap(heap_.begin(), heap_.end(), ranks_before);  // front: the worst kept doc
+  }
+
+  // The kept docs, best first. Leaves the queue empty.
+  std::vector<ScoredDoc>& sorted() {
+    std::sort_heap(heap_.begin(), heap_.end(), ranks_before);
+    return heap_;
+  }
+
+ private:
+  size_t k_ = 0;
+  std::vector<ScoredDoc> heap_;
+};
+
+}  // namespace ragkernels::sparse

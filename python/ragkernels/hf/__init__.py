@@ -1,0 +1,8 @@
+"""Hugging Face integrations (the ``[hf]`` extra: torch and transformers).
+
+torch and transformers are imported only when a model is loaded or run, so
+importing this package, or ``ragkernels``, never pulls them in.
+"""
+from ragkernels.hf.sparse_encoder import SparseEncoder, SparseVectors
+
+__all__ = ["SparseEncoder", "SparseVectors"]

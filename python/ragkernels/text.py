@@ -1,0 +1,167 @@
+"""Text analysis: the terms a document or query is indexed as.
+
+The default analyzer reproduces ``bm25s.tokenize(texts, stopwords="en",
+stemmer=Stemmer.Stemmer("english"))`` token for token: Python's
+``str.lower()``, the regex ``(?u)\\b\\w\\w+\\b``, bm25s's English stopword
+list, then the Snowball English stemmer. It runs in C++, over texts in
+parallel, without the GIL.
+"""
+from __future__ import annotations
+
+from collections.abc import Sized
+from typing import Any, Dict, Iterable, List, Optional, Union
+
+from ragkernels import _core
+
+__all__ = ["UNICODE_VERSION", "Analyzer", "tokenize"]
+
+#: Unicode version of the analyzer's character tables: that of the Python
+#: which generated them (bm25s parity is exact under that version).
+UNICODE_VERSION: str = _core.text_unicode_version
+
+Texts = Union[str, Iterable[str]]
+
+
+class Analyzer:
+    """Lowercase, split, drop stopwords and stem, as bm25s does.
+
+    Parameters
+    ----------
+    lowercase : bool, default True
+        Apply Python's ``str.lower()`` (full Unicode mapping, final
+        sigma included) before splitting.
+    stopwords : {"en", "english"}, None or iterable of str, default "en"
+        ``"en"``/``"english"``: bm25s's English list (33 words). None or
+        False: keep every word. An iterable: these exact strings. Words
+        are compared after lowercasing and before stemming.
+    stemmer : {"english"} or None, default "english"
+        ``"english"``: the Snowball English (Porter2) stemmer, as
+        PyStemmer's ``Stemmer.Stemmer("english")``. None: no stemming.
+    keep_numbers : bool, default True
+        False drops tokens made only of decimal digits (``str.isdecimal``,
+        any script).
+
+    Raises
+    ------
+    TypeError
+        An argument of the wrong type (e.g. a stopword that is not str).
+    ValueError
+        An unknown stopword list or stemmer name.
+
+    Notes
+    -----
+    A token is a maximal run of two or more word characters
+    (``str.isalnum()`` or ``"_"``) of the lowercased text, exactly what
+    ``re.findall(r"(?u)\\b\\w\\w+\\b", text.lower())`` returns, under
+    the Unicode version `UNICODE_VERSION` (Python 3.11's).
+
+    Examples
+    --------
+    >>> from ragkernels.text import Analyzer
+    >>> Analyzer().tokenize("The cats are running, aren't they?")
+    [['cat', 'run', 'aren']]
+    >>> Analyzer(stemmer=None, stopwords=None).tokenize(["ΟΔΟΣ X_1 a"])
+    [['οδος', 'x_1']]
+    """
+
+    def __init__(self, *, lowercase: bool = True, stopwords: Any = "en", stemmer: Optional[str] = "english",
+                 keep_numbers: bool = True) -> None:
+        self._analyzer = _core.Analyzer(lowercase, stopwords, stemmer, keep_numbers)
+
+    @property
+    def config(self) -> Dict[str, Any]:
+        """dict: ``lowercase``, ``stopwords`` (list), ``stemmer``, ``keep_numbers``."""
+        return self._analyzer.config
+
+    def tokenize(self, texts: Texts, *, show_progress: bool = False) -> List[List[str]]:
+        """Turn texts into lists of terms.
+
+        Parameters
+        ----------
+        texts : str or iterable of str
+            One text or many; a single str is one text.
+        show_progress : bool, default False
+            Show a tqdm bar over texts.
+
+        Returns
+        -------
+        list of list of str
+            The terms of each text, in text order; a text with no terms
+            gives an empty list.
+
+        Raises
+        ------
+        TypeError
+            An item of `texts` is not str (the message gives its index).
+
+        Notes
+        -----
+        Texts are analyzed in parallel (``ragkernels.set_num_threads``);
+        the result does not depend on the thread count.
+        """
+        if not show_progress:
+            return self._analyzer.tokenize(texts)
+        from tqdm.auto import tqdm
+
+        total = 1 if isinstance(texts, str) else len(texts) if isinstance(texts, Sized) else None
+        with tqdm(total=total, desc="Tokenize", unit="text") as bar:
+            return self._analyzer.tokenize(texts, bar.update)
+
+    def stem(self, words: Union[str, Iterable[str]]) -> List[str]:
+        """Give the final form of each surface word (its stem, if stemming).
+
+        Parameters
+        ----------
+        words : str or iterable of str
+            Words as `tokenize` would see them (lowercase, no stopwords);
+            they are not split or lowercased here.
+
+        Returns
+        -------
+        list of str
+            One term per word; the words themselves when ``stemmer=None``.
+
+        Raises
+        ------
+        TypeError
+            An item of `words` is not str.
+
+        Examples
+        --------
+        >>> from ragkernels.text import Analyzer
+        >>> Analyzer().stem(["running", "generously"])
+        ['run', 'generous']
+        """
+        return self._analyzer.stem(words)
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (f"Analyzer(lowercase={c['lowercase']}, stopwords=<{len(c['stopwords'])} words>, "
+                f"stemmer={c['stemmer']!r}, keep_numbers={c['keep_numbers']})")
+
+
+def tokenize(texts: Texts, *, show_progress: bool = False, **analyzer_kwargs: Any) -> List[List[str]]:
+    """Tokenize texts with a one-off `Analyzer`.
+
+    Parameters
+    ----------
+    texts : str or iterable of str
+        One text or many.
+    show_progress : bool, default False
+        Show a tqdm bar over texts.
+    **analyzer_kwargs
+        ``lowercase``, ``stopwords``, ``stemmer``, ``keep_numbers`` of
+        `Analyzer`.
+
+    Returns
+    -------
+    list of list of str
+        The terms of each text.
+
+    Examples
+    --------
+    >>> from ragkernels.text import tokenize
+    >>> tokenize(["Running dogs", "A cat"], stemmer=None)
+    [['running', 'dogs'], ['cat']]
+    """
+    return Analyzer(**analyzer_kwargs).tokenize(texts, show_progress=show_progress)
