@@ -5,7 +5,8 @@ import importlib
 import pytest
 
 
-@pytest.mark.parametrize("module", ["ragkernels._ops", "ragkernels.metrics", "ragkernels.data.beir"])
+@pytest.mark.parametrize("module", ["ragkernels._ops", "ragkernels.metrics", "ragkernels.data.beir",
+                                    "ragkernels.sparse", "ragkernels.text", "ragkernels.hf.sparse_encoder"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

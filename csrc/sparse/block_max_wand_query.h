@@ -14,8 +14,7 @@
 
 namespace ragkernels::sparse {
 
-template <typename Scorer>
-void block_max_wand_query(QueryContext& q, const Scorer& score, TopKQueue& top) {
+inline void block_max_wand_query(QueryContext& q, TopKQueue& top) {
   std::vector<TermCursor*> terms;
   for (TermCursor& t : q.terms) terms.push_back(&t);
   const size_t m = terms.size();
@@ -45,7 +44,7 @@ void block_max_wand_query(QueryContext& q, const Scorer& score, TopKQueue& top) 
       if (terms[0]->postings.doc() == pivot_doc) {
         for (size_t i = 0; i <= pivot; ++i) {
           TermCursor& t = *terms[i];
-          q.contributions[t.position] = score(t);
+          q.contributions[t.position] = t.contribution();
           t.postings.next();
         }
         const float final_score = q.finish_candidate();

@@ -67,29 +67,4 @@ float bm25_nonoccurrence(const Bm25Params& p, double idf, double avg_doc_length)
 Bm25Formula::Bm25Formula(const Bm25Params& params)
     : params_(params), k1_plus_1_f32_(static_cast<float>(params.k1 + 1)) {}
 
-float Bm25Formula::operator()(float idf, float nonoccurrence, uint32_t tf, double doc_norm) const {
-  const double t = static_cast<double>(tf);
-  const double idf64 = idf;
-  switch (params_.method) {
-    case Bm25Method::robertson:
-    case Bm25Method::lucene:
-      return static_cast<float>(idf64 * (t / (doc_norm + t)));
-    case Bm25Method::atire: {
-      const float numerator = static_cast<float>(tf) * k1_plus_1_f32_;
-      return static_cast<float>(idf64 * (numerator / (t + doc_norm)));
-    }
-    case Bm25Method::bm25l: {
-      const double c = t / doc_norm;
-      const double tfc = ((params_.k1 + 1) * (c + params_.delta)) / ((params_.k1 + c) + params_.delta);
-      return static_cast<float>(idf64 * tfc - static_cast<double>(nonoccurrence));
-    }
-    case Bm25Method::bm25plus: {
-      const float numerator = k1_plus_1_f32_ * static_cast<float>(tf);
-      const double tfc = numerator / (doc_norm + t) + params_.delta;
-      return static_cast<float>(idf64 * tfc - static_cast<double>(nonoccurrence));
-    }
-  }
-  return 0.0f;
-}
-
 }  // namespace ragkernels::sparse

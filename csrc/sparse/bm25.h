@@ -54,4 +54,30 @@ class Bm25Formula {
   float k1_plus_1_f32_;  // NumPy 2 multiplies the float32 tf array by k1 + 1 in float32
 };
 
+// Inline: it runs once per scored posting.
+inline float Bm25Formula::operator()(float idf, float nonoccurrence, uint32_t tf, double doc_norm) const {
+  const double t = static_cast<double>(tf);
+  const double idf64 = idf;
+  switch (params_.method) {
+    case Bm25Method::robertson:
+    case Bm25Method::lucene:
+      return static_cast<float>(idf64 * (t / (doc_norm + t)));
+    case Bm25Method::atire: {
+      const float numerator = static_cast<float>(tf) * k1_plus_1_f32_;
+      return static_cast<float>(idf64 * (numerator / (t + doc_norm)));
+    }
+    case Bm25Method::bm25l: {
+      const double c = t / doc_norm;
+      const double tfc = ((params_.k1 + 1) * (c + params_.delta)) / ((params_.k1 + c) + params_.delta);
+      return static_cast<float>(idf64 * tfc - static_cast<double>(nonoccurrence));
+    }
+    case Bm25Method::bm25plus: {
+      const float numerator = k1_plus_1_f32_ * static_cast<float>(tf);
+      const double tfc = numerator / (doc_norm + t) + params_.delta;
+      return static_cast<float>(idf64 * tfc - static_cast<double>(nonoccurrence));
+    }
+  }
+  return 0.0f;
+}
+
 }  // namespace ragkernels::sparse

@@ -142,7 +142,7 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
                             d.doc_lengths.size == d.num_docs),
                   path, ": BM25 arrays do not match the metadata");
   RK_CHECK_FORMAT(d.vocab_sorted.size == d.vocab_ends.size &&
-                      (d.vocabulary == Vocabulary::ids || d.vocab_ends.size == terms),
+                      (d.vocab_ends.size == terms || (d.vocabulary == Vocabulary::ids && d.vocab_ends.size == 0)),
                   path, ": vocabulary arrays do not match the metadata");
   RK_CHECK_FORMAT(d.doc_id_ends.size == 0 || d.doc_id_ends.size == d.num_docs, path, ": doc ids do not match");
   check_ends(path, "vocabulary", d.vocab_ends, d.vocab_chars.size);
@@ -165,10 +165,12 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
       const uint64_t n = std::min<uint64_t>(kBlockSize, df - (b - first) * kBlockSize);
       RK_CHECK_FORMAT(d.block_last_doc[b] < d.num_docs && (b == first || d.block_last_doc[b] > d.block_last_doc[b - 1]),
                       path, ": block ", b, " has out-of-order docs");
-      RK_CHECK_FORMAT(d.block_offset[b] + 2 <= payload, path, ": block ", b, " lies outside the postings");
+      // Compared by subtraction so that a huge offset cannot wrap around.
+      RK_CHECK_FORMAT(d.block_offset[b] <= payload && payload - d.block_offset[b] >= 2, path, ": block ", b,
+                      " lies outside the postings");
       const uint8_t* bytes = d.postings.data + d.block_offset[b];
       RK_CHECK_FORMAT(bytes[0] <= 32 && bytes[1] <= 32, path, ": block ", b, " has a bad bit width");
-      RK_CHECK_FORMAT(d.block_offset[b] + 2 + packed_bytes(n, bytes[0]) + packed_bytes(n, bytes[1]) <= payload, path,
+      RK_CHECK_FORMAT(payload - d.block_offset[b] >= 2 + packed_bytes(n, bytes[0]) + packed_bytes(n, bytes[1]), path,
                       ": block ", b, " lies outside the postings");
       // The gaps must lead exactly to the block's last doc (cursors rely on it).
       unpack(bytes + 2, n, bytes[0], gaps);

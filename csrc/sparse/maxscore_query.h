@@ -14,8 +14,7 @@
 
 namespace ragkernels::sparse {
 
-template <typename Scorer>
-void maxscore_query(QueryContext& q, const Scorer& score, TopKQueue& top) {
+inline void maxscore_query(QueryContext& q, TopKQueue& top) {
   std::vector<TermCursor*> terms;
   for (TermCursor& t : q.terms) terms.push_back(&t);
   std::sort(terms.begin(), terms.end(), [](const TermCursor* a, const TermCursor* b) {
@@ -35,14 +34,16 @@ void maxscore_query(QueryContext& q, const Scorer& score, TopKQueue& top) {
   uint32_t doc = next_candidate();
   while (doc != kEndDoc) {
     double partial = 0;
+    uint32_t next = kEndDoc;
     for (size_t i = first_essential; i < m; ++i) {
       TermCursor& t = *terms[i];
       if (t.postings.doc() == doc) {
-        const float c = score(t);
+        const float c = t.contribution();
         q.contributions[t.position] = c;
         partial += c;
         t.postings.next();
       }
+      next = std::min(next, t.postings.doc());
     }
     bool complete = true;
     for (size_t i = first_essential; i-- > 0;) {
@@ -53,7 +54,7 @@ void maxscore_query(QueryContext& q, const Scorer& score, TopKQueue& top) {
       TermCursor& t = *terms[i];
       t.postings.next_geq(doc);
       if (t.postings.doc() == doc) {
-        const float c = score(t);
+        const float c = t.contribution();
         q.contributions[t.position] = c;
         partial += c;
       }
@@ -61,9 +62,11 @@ void maxscore_query(QueryContext& q, const Scorer& score, TopKQueue& top) {
     const float final_score = q.finish_candidate();
     if (complete && top.would_enter(final_score)) {
       top.push(final_score, doc);
+      const size_t before = first_essential;
       while (first_essential < m && q.safe_bound(prefix[first_essential]) <= top.threshold()) ++first_essential;
+      if (first_essential != before) next = next_candidate();  // lists left the essential set
     }
-    doc = next_candidate();
+    doc = next;
   }
 }
 

@@ -8,6 +8,7 @@ void PostingCursor::open(const PostingArrays& index, uint32_t term) {
   end_block_ = index.term_first_block[term + 1];
   shallow_ = first_block_;
   df_ = index.term_df[term];
+  term_first_posting_ = index.term_first_posting ? index.term_first_posting[term] : 0;
   if (first_block_ == end_block_) {
     doc_ = kEndDoc;
     return;
@@ -25,6 +26,7 @@ void PostingCursor::decode_block(uint64_t block) {
   value_width_ = bytes[1];
   unpack(bytes + 2, block_size_, gap_width, docs_);
   values_bytes_ = bytes + 2 + packed_bytes(block_size_, gap_width);
+  if (index_->posting_scores != nullptr) scores_ = index_->posting_scores + term_first_posting_ + before;
   values_decoded_ = false;
   // Gaps are d[i] - d[i-1] - 1; the first is relative to the previous block.
   uint32_t doc = block == first_block_ ? docs_[0] : index_->block_last_doc[block - 1] + 1 + docs_[0];

@@ -18,7 +18,8 @@ namespace ragkernels::sparse {
 inline constexpr uint32_t kEndDoc = std::numeric_limits<uint32_t>::max();
 
 // Non-owning views of an index's posting arrays (owned vectors after a build,
-// or sections of an mmapped file after a load).
+// or sections of an mmapped file after a load), plus the base score of every
+// posting, which the index computes once when it is built or loaded.
 struct PostingArrays {
   const uint64_t* term_first_block = nullptr;  // [num_terms + 1]
   const uint32_t* term_df = nullptr;           // [num_terms]
@@ -27,12 +28,15 @@ struct PostingArrays {
   const float* block_max = nullptr;            // [num_blocks]
   const uint64_t* block_offset = nullptr;      // [num_blocks] into data
   const uint8_t* data = nullptr;               // packed blocks + kReadPadding
+  const uint64_t* term_first_posting = nullptr;  // [num_terms + 1]
+  const float* posting_scores = nullptr;       // term-major, in doc order
   uint64_t num_terms = 0;
   uint64_t num_blocks = 0;
 };
 
 // A forward-only cursor over one term's postings. doc() is kEndDoc once the
-// list is exhausted. Values are decoded only when asked for.
+// list is exhausted. value() decodes the block's values on first use; score()
+// reads the precomputed base score.
 class PostingCursor {
  public:
   void open(const PostingArrays& index, uint32_t term);
@@ -42,6 +46,7 @@ class PostingCursor {
     if (!values_decoded_) decode_values();
     return values_[pos_];
   }
+  float score() const { return scores_[pos_]; }
   void next() {
     if (++pos_ < block_size_) {
       doc_ = docs_[pos_];
@@ -68,9 +73,10 @@ class PostingCursor {
   void decode_values();
 
   const PostingArrays* index_ = nullptr;
-  uint64_t first_block_ = 0, end_block_ = 0, block_ = 0, shallow_ = 0;
+  uint64_t first_block_ = 0, end_block_ = 0, block_ = 0, shallow_ = 0, term_first_posting_ = 0;
   uint32_t df_ = 0, block_size_ = 0, pos_ = 0, doc_ = kEndDoc;
   bool values_decoded_ = false;
+  const float* scores_ = nullptr;  // of the current block
   const uint8_t* values_bytes_ = nullptr;
   uint32_t value_width_ = 0;
   uint32_t docs_[kBlockSize];

@@ -1,5 +1,5 @@
 // What the query algorithms share: a query term's cursor with its weight and
-// bound, the two scorers, and the rules that make pruning exact.
+// bound, and the rules that make pruning exact.
 //
 // A document's score is the float32 sum, in query order, of its terms'
 // contributions weight * base score, plus the query's constant (the summed
@@ -13,7 +13,6 @@
 #include <cstdint>
 #include <vector>
 
-#include "sparse/bm25.h"
 #include "sparse/posting_cursor.h"
 #include "sparse/topk_queue.h"
 
@@ -27,25 +26,11 @@ struct QueryTerm {
 struct TermCursor {
   PostingCursor postings;
   float weight = 1;
-  float idf = 0;            // BM25 only
-  float nonoccurrence = 0;  // BM25L/BM25+ only
   float max_score = 0;      // weight * the term's largest base score
   uint32_t position = 0;    // index of the term in the query: the summation order
-};
 
-// Base score of a posting under BM25 (computed from tf and doc length).
-struct Bm25Scorer {
-  const Bm25Formula* formula;
-  const double* doc_norm;
-  float operator()(TermCursor& t) const {
-    const float base = (*formula)(t.idf, t.nonoccurrence, t.postings.value(), doc_norm[t.postings.doc()]);
-    return t.weight * base;
-  }
-};
-
-// Base score of a posting in an impact index: its quantized impact.
-struct ImpactScorer {
-  float operator()(TermCursor& t) const { return t.weight * static_cast<float>(t.postings.value()); }
+  // What the current posting adds to its document's score.
+  float contribution() const { return weight * postings.score(); }
 };
 
 // Per-thread state of one query: contributions by query position.

@@ -30,14 +30,37 @@ SparseIndex::SparseIndex(IndexData data) : d_(std::move(data)) {
   arrays_.data = d_.postings.data;
   arrays_.num_terms = d_.num_terms();
   arrays_.num_blocks = d_.block_last_doc.size;
-  if (d_.scoring == Scoring::bm25) {
-    doc_norm_.resize(d_.num_docs);
-    for (uint64_t doc = 0; doc < d_.num_docs; ++doc) {
-      doc_norm_[doc] = bm25_doc_norm(d_.bm25, d_.doc_lengths[doc], d_.avg_doc_length);
-    }
-    formula_.emplace(d_.bm25);
-  }
+  compute_posting_scores();
   if (d_.analyzer) analyzer_.emplace(*d_.analyzer);
+}
+
+void SparseIndex::compute_posting_scores() {
+  const uint64_t terms = d_.num_terms();
+  term_first_posting_.assign(terms + 1, 0);
+  for (uint64_t t = 0; t < terms; ++t) term_first_posting_[t + 1] = term_first_posting_[t] + d_.term_df[t];
+  posting_scores_.resize(term_first_posting_[terms]);
+  std::vector<double> doc_norm;
+  std::optional<Bm25Formula> formula;
+  if (d_.scoring == Scoring::bm25) {
+    doc_norm.resize(d_.num_docs);
+    for (uint64_t doc = 0; doc < d_.num_docs; ++doc) {
+      doc_norm[doc] = bm25_doc_norm(d_.bm25, d_.doc_lengths[doc], d_.avg_doc_length);
+    }
+    formula.emplace(d_.bm25);
+  }
+  parallel_for(0, static_cast<int64_t>(terms), [&](int64_t lo, int64_t hi) {
+    PostingCursor cursor;
+    for (int64_t t = lo; t < hi; ++t) {
+      float* out = posting_scores_.data() + term_first_posting_[t];
+      for (cursor.open(arrays_, static_cast<uint32_t>(t)); cursor.doc() != kEndDoc; cursor.next()) {
+        const uint32_t value = cursor.value();
+        *out++ = formula ? (*formula)(d_.term_idf[t], d_.term_nonoccurrence[t], value, doc_norm[cursor.doc()])
+                         : static_cast<float>(value);
+      }
+    }
+  }, 64);
+  arrays_.term_first_posting = term_first_posting_.data();
+  arrays_.posting_scores = posting_scores_.data();
 }
 
 uint64_t SparseIndex::num_postings() const {
@@ -129,24 +152,13 @@ void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorit
     t.weight = term.weight;
     t.max_score = term.weight * d_.term_max[term.term];
     t.position = static_cast<uint32_t>(q.terms.size() - 1);
-    if (d_.scoring == Scoring::bm25) {
-      t.idf = d_.term_idf[term.term];
-      t.nonoccurrence = d_.term_nonoccurrence[term.term];
-    }
   }
   q.prepare_bounds();
   top.reset(k);
-  auto run = [&](const auto& scorer) {
-    switch (algorithm) {
-      case QueryAlgorithm::exhaustive: ranked_or_query(q, scorer, top); break;
-      case QueryAlgorithm::maxscore: maxscore_query(q, scorer, top); break;
-      case QueryAlgorithm::block_max_wand: block_max_wand_query(q, scorer, top); break;
-    }
-  };
-  if (d_.scoring == Scoring::bm25) {
-    run(Bm25Scorer{&*formula_, doc_norm_.data()});
-  } else {
-    run(ImpactScorer{});
+  switch (algorithm) {
+    case QueryAlgorithm::exhaustive: ranked_or_query(q, top); break;
+    case QueryAlgorithm::maxscore: maxscore_query(q, top); break;
+    case QueryAlgorithm::block_max_wand: block_max_wand_query(q, top); break;
   }
 }
 

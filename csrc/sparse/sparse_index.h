@@ -123,12 +123,18 @@ class SparseIndex {
   void run_query(const Query& query, size_t k, QueryAlgorithm algorithm, QueryContext& context,
                  TopKQueue& top) const;
 
+
   IndexData d_;
   std::shared_ptr<format::MappedFile> file_;  // keeps mapped arrays alive
+  void compute_posting_scores();
+
   PostingArrays arrays_;
-  std::vector<double> doc_norm_;
+  std::vector<uint64_t> term_first_posting_;
+  // The base score of every posting (BM25 of its tf and doc length, or its
+  // impact), computed once here: queries then read a float per posting
+  // instead of decoding tfs and fetching doc lengths.
+  std::vector<float> posting_scores_;
   std::optional<text::Analyzer> analyzer_;
-  std::optional<Bm25Formula> formula_;
 
 };
 

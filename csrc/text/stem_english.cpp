@@ -12,9 +12,9 @@
 // the caller's string in place and one resize at the end gives it its length.
 #include "text/stem_english.h"
 
-#include <initializer_list>
 #include <cstddef>
 #include <cstring>
+#include <initializer_list>
 #include <string_view>
 
 namespace ragkernels::text {
@@ -27,7 +27,9 @@ constexpr bool is_vowel(char c) {
 // Snowball's v_WXY: the vowels plus w, x and the 'Y' that marks a consonant y.
 constexpr bool is_vowel_wxy(char c) { return is_vowel(c) || c == 'w' || c == 'x' || c == 'Y'; }
 
-constexpr bool is_valid_li_ending(char c) { return std::string_view("cdeghkmnrt").find(c) != std::string_view::npos; }
+constexpr bool is_valid_li_ending(char c) {
+  return std::string_view("cdeghkmnrt").find(c) != std::string_view::npos;
+}
 
 constexpr bool is_utf8_continuation(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
 
@@ -57,15 +59,6 @@ class Word {
     do ++pos;
     while (pos < size_ && is_utf8_continuation(bytes_[pos]));
     return pos;
-  }
-
-  bool has_fewer_chars_than(int count) const {
-    size_t pos = 0;
-    for (int i = 0; i < count; ++i) {
-      if (pos == size_) return true;
-      pos = char_end_after(pos);
-    }
-    return false;
   }
 
   bool has_vowel_before(size_t end) const {
@@ -109,13 +102,6 @@ struct SuffixRule {
   std::string_view replacement;
 };
 
-enum class Step2Condition { kNone, kAfterL, kAfterValidLi };
-struct Step2Rule {
-  std::string_view suffix;
-  std::string_view replacement;
-  Step2Condition condition;
-};
-
 template <typename Rule, size_t N>
 const Rule* longest_matching_suffix(const Word& word, const Rule (&rules)[N]) {
   if (word.size() == 0) return nullptr;
@@ -142,14 +128,18 @@ bool apply_exception(std::string& text) {
   return false;
 }
 
-// Drops a leading apostrophe and marks each consonant y (initial, or after a
-// vowel) as 'Y'. Returns whether any y was marked, so that the final pass
-// turns back only the Y this pass made.
-bool mark_consonant_y(std::string& text, Word& word) {
-  if (word.size() > 0 && word[0] == '\'') {
-    text.erase(0, 1);
-    word = Word(text);
-  }
+// Letters, not bytes: each code point starts with a byte that is no UTF-8
+// continuation byte.
+bool has_fewer_letters_than(std::string_view text, size_t count) {
+  size_t letters = 0;
+  for (char c : text)
+    if (!is_utf8_continuation(c) && ++letters == count) return false;
+  return true;
+}
+
+// Marks each consonant y (initial, or after a vowel) as 'Y'. Returns whether
+// any y was marked, so that the final pass turns back only the Y it made.
+bool mark_consonant_y(Word& word) {
   bool marked = false;
   for (size_t i = 0; i < word.size(); ++i) {
     if (word[i] == 'y' && (i == 0 || is_vowel(word[i - 1]))) {
@@ -160,30 +150,32 @@ bool mark_consonant_y(std::string& text, Word& word) {
   return marked;
 }
 
-// R1 is the region after the first non-vowel that follows a vowel (or after one
-// of the listed prefixes); R2 is the same rule applied again inside R1.
-Regions mark_regions(const Word& word) {
+// Position just past the first non-vowel that follows a vowel at or after
+// `from`; the word's end when there is none.
+size_t past_vowel_then_non_vowel(const Word& word, size_t from) {
+  const size_t n = word.size();
+  size_t i = from;
+  while (i < n && !is_vowel(word[i])) i = word.char_end_after(i);
+  while (i < n && is_vowel(word[i])) ++i;
+  return i < n ? word.char_end_after(i) : n;
+}
+
+// Prefixes after which R1 starts, so that e.g. "general" and "generous" keep
+// apart; 0 when the word starts with none of them.
+size_t r1_prefix_size(const Word& word) {
   static constexpr std::string_view kR1Prefixes[] = {
       "gener", "commun", "arsen", "past", "univers", "later", "emerg", "organ", "inter"};
-  const size_t n = word.size();
-  // Position just past the first vowel-then-non-vowel at or after `from`.
-  auto past_vowel_then_consonant = [&](size_t from) -> size_t {
-    size_t i = from;
-    while (i < n && !is_vowel(word[i])) i = word.char_end_after(i);
-    while (i < n && is_vowel(word[i])) ++i;
-    return i < n ? word.char_end_after(i) : n;
-  };
-  size_t r1 = n;
-  bool has_prefix = false;
-  for (std::string_view prefix : kR1Prefixes) {
-    if (word.view().substr(0, prefix.size()) == prefix) {
-      r1 = prefix.size();
-      has_prefix = true;
-      break;
-    }
-  }
-  if (!has_prefix) r1 = past_vowel_then_consonant(0);
-  return {r1, past_vowel_then_consonant(r1)};
+  for (std::string_view prefix : kR1Prefixes)
+    if (word.view().substr(0, prefix.size()) == prefix) return prefix.size();
+  return 0;
+}
+
+// R1 is the region after the first non-vowel that follows a vowel (or after one
+// of the R1 prefixes); R2 is the same rule applied again inside R1.
+Regions mark_regions(const Word& word) {
+  const size_t prefix = r1_prefix_size(word);
+  const size_t r1 = prefix > 0 ? prefix : past_vowel_then_non_vowel(word, 0);
+  return {r1, past_vowel_then_non_vowel(word, r1)};
 }
 
 // Snowball's `shortv` on bytes [0, end): the word there ends in a short
@@ -217,7 +209,7 @@ void step_1a(Word& word) {
     const bool two_letters_before = start > 0 && word.char_start_before(start) > 0;
     word.replace_suffix(3, two_letters_before ? "i" : "ie");
   } else if (word.ends_with("us") || word.ends_with("ss")) {
-    // kept
+    // "bus" and "kiss" keep their s.
   } else if (word.ends_with("s")) {
     // Delete if a vowel occurs before the letter that precedes the s: "gaps"
     // -> "gap" but "gas" stays. Bytes of a multi-byte letter are no vowels.
@@ -289,24 +281,20 @@ void step_1c(Word& word) {
 }
 
 void step_2(Word& word, const Regions& regions) {
-  using C = Step2Condition;
-  static constexpr Step2Rule kRules[] = {
-      {"ization", "ize", C::kNone},  {"ational", "ate", C::kNone}, {"fulness", "ful", C::kNone},
-      {"ousness", "ous", C::kNone},  {"iveness", "ive", C::kNone}, {"tional", "tion", C::kNone},
-      {"biliti", "ble", C::kNone},   {"lessli", "less", C::kNone}, {"entli", "ent", C::kNone},
-      {"ation", "ate", C::kNone},    {"alism", "al", C::kNone},    {"aliti", "al", C::kNone},
-      {"ousli", "ous", C::kNone},    {"iviti", "ive", C::kNone},   {"fulli", "ful", C::kNone},
-      {"ogist", "og", C::kNone},     {"enci", "ence", C::kNone},   {"anci", "ance", C::kNone},
-      {"abli", "able", C::kNone},    {"izer", "ize", C::kNone},    {"ator", "ate", C::kNone},
-      {"alli", "al", C::kNone},      {"bli", "ble", C::kNone},     {"ogi", "og", C::kAfterL},
-      {"li", "", C::kAfterValidLi},
+  static constexpr SuffixRule kRules[] = {
+      {"ization", "ize"}, {"ational", "ate"}, {"fulness", "ful"}, {"ousness", "ous"}, {"iveness", "ive"},
+      {"tional", "tion"}, {"biliti", "ble"},  {"lessli", "less"}, {"entli", "ent"},   {"ation", "ate"},
+      {"alism", "al"},    {"aliti", "al"},    {"ousli", "ous"},   {"iviti", "ive"},   {"fulli", "ful"},
+      {"ogist", "og"},    {"enci", "ence"},   {"anci", "ance"},   {"abli", "able"},   {"izer", "ize"},
+      {"ator", "ate"},    {"alli", "al"},     {"bli", "ble"},     {"ogi", "og"},      {"li", ""},
   };
-  const Step2Rule* rule = longest_matching_suffix(word, kRules);
+  const SuffixRule* rule = longest_matching_suffix(word, kRules);
   if (rule == nullptr) return;
   const size_t start = word.size() - rule->suffix.size();
   if (start < regions.r1) return;
-  if (rule->condition == C::kAfterL && !(start > 0 && word[start - 1] == 'l')) return;
-  if (rule->condition == C::kAfterValidLi && !(start > 0 && is_valid_li_ending(word[start - 1]))) return;
+  const char before = start > 0 ? word[start - 1] : '\0';
+  if (rule->suffix == "ogi" && before != 'l') return;  // only -logi
+  if (rule->suffix == "li" && !is_valid_li_ending(before)) return;
   word.replace_suffix(rule->suffix.size(), rule->replacement);
 }
 
@@ -344,7 +332,8 @@ void step_5(Word& word, const Regions& regions) {
   if (n == 0) return;
   const size_t last = n - 1;
   if (word[last] == 'e') {
-    if (last >= regions.r2 || (last >= regions.r1 && !ends_in_short_syllable(word, last))) word.truncate(last);
+    const bool removable = last >= regions.r2 || (last >= regions.r1 && !ends_in_short_syllable(word, last));
+    if (removable) word.truncate(last);
   } else if (word[last] == 'l') {
     if (last >= regions.r2 && last > 0 && word[last - 1] == 'l') word.truncate(last);
   }
@@ -353,10 +342,10 @@ void step_5(Word& word, const Regions& regions) {
 }  // namespace
 
 void stem_english(std::string& text) {
-  if (apply_exception(text)) return;
+  if (apply_exception(text) || has_fewer_letters_than(text, 3)) return;
+  if (text[0] == '\'') text.erase(0, 1);  // shifts the bytes, keeps the buffer
   Word word(text);
-  if (word.has_fewer_chars_than(3)) return;
-  const bool marked_y = mark_consonant_y(text, word);
+  const bool marked_y = mark_consonant_y(word);
   const Regions regions = mark_regions(word);
   step_1a(word);
   step_1b(word, regions);

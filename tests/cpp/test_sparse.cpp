@@ -66,7 +66,7 @@ TEST(PostingCursor, NextGeqVisitsExactlyThePostings) {
   auto index = random_index(5000, 4, 2);
   const rs::IndexData& d = index->data();
   rs::PostingArrays arrays{d.term_first_block.data, d.term_df.data, d.term_max.data, d.block_last_doc.data,
-                           d.block_max.data, d.block_offset.data, d.postings.data, d.num_terms(),
+                           d.block_max.data, d.block_offset.data, d.postings.data, nullptr, nullptr, d.num_terms(),
                            d.block_last_doc.size};
   for (uint32_t term = 0; term < 4; ++term) {
     rs::PostingCursor all, skipping;
