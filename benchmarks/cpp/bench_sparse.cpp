@@ -74,4 +74,5 @@ void BM_search(benchmark::State& state, rs::QueryAlgorithm algorithm) {
 
 BENCHMARK_CAPTURE(BM_search, exhaustive, rs::QueryAlgorithm::exhaustive)->Arg(10)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_search, maxscore, rs::QueryAlgorithm::maxscore)->Arg(10)->Arg(1000)->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(BM_search, taat, rs::QueryAlgorithm::term_at_a_time)->Arg(10)->Arg(1000)->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(BM_search, bmw, rs::QueryAlgorithm::block_max_wand)->Arg(10)->Arg(1000)->Unit(benchmark::kMillisecond);

@@ -1,7 +1,7 @@
 """Plots of the benchmark results for docs/benchmarks.md.
 
-Reads benchmarks/results/bench_metrics*.json and bench_core.json (written by
-the bench_* scripts) and writes PNGs to docs/img/. Run:
+Reads benchmarks/results/bench_metrics*.json, bench_core.json and sparse.json
+(written by the bench_* scripts) and writes PNGs to docs/img/. Run:
 
     python benchmarks/python/plot_results.py
 """
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Optional
 
 import matplotlib
 
@@ -72,6 +73,37 @@ def plot_topk() -> Path:
     return path
 
 
+SPARSE_SYSTEMS = {"ragkernels": "o-", "bm25s": "s--", "pisa": "^-.", "rank_bm25": "x:"}
+
+
+def plot_sparse() -> Optional[Path]:
+    """Batch queries/s (k=10, pre-tokenized queries) against corpus size, every
+    corpus measured (MS MARCO ones with the dev-small queries), one panel per
+    thread count; None without sparse.json."""
+    rows = [r for r in load_rows("sparse") if r["queries"] in ("dev-small", "test", "all")
+            and r["k"] == 10 and r["input"] == "tokens" and r.get("batch_qps")]
+    if not rows:
+        return None
+    threads = sorted({r["threads"] for r in rows})
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4), sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], threads):
+        for system, style in SPARSE_SYSTEMS.items():
+            points = sorted((r["n_docs"], r["batch_qps"]) for r in rows if r["system"] == system and r["threads"] == t)
+            if points:
+                ax.plot(*zip(*points), style, label=system)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("documents (CACM, SciFact, MS MARCO sample, generated)")
+        ax.set_title(f"BM25 top-10, batch, {t} thread{'s' if t > 1 else ''}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("queries/s, batch (higher is better)")
+    axes[0][-1].legend()
+    fig.tight_layout()
+    path = OUT / "sparse_qps.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    print(plot_metrics(), plot_topk())
+    print(plot_metrics(), plot_topk(), plot_sparse() or "sparse.json not found: no sparse_qps.png")

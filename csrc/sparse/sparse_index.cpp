@@ -17,7 +17,9 @@ QueryAlgorithm parse_query_algorithm(std::string_view name) {
   if (name == "exhaustive") return QueryAlgorithm::exhaustive;
   if (name == "maxscore") return QueryAlgorithm::maxscore;
   if (name == "bmw" || name == "block_max_wand") return QueryAlgorithm::block_max_wand;
-  throw ValueError(detail::message("algorithm must be 'bmw', 'maxscore' or 'exhaustive'; got '", name, "'"));
+  if (name == "taat" || name == "term_at_a_time") return QueryAlgorithm::term_at_a_time;
+  throw ValueError(
+      detail::message("algorithm must be 'maxscore', 'bmw', 'taat' or 'exhaustive'; got '", name, "'"));
 }
 
 SparseIndex::SparseIndex(IndexData data) : d_(std::move(data)) {
@@ -137,7 +139,7 @@ Query SparseIndex::query_from_ids(const int64_t* ids, size_t n, const float* wei
 }
 
 void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorithm, QueryContext& q,
-                            TopKQueue& top) const {
+                            Accumulator& accumulator, TopKQueue& top) const {
   q.terms.clear();
   q.constant = 0;
   for (const QueryTerm& term : query) {
@@ -159,6 +161,7 @@ void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorit
     case QueryAlgorithm::exhaustive: ranked_or_query(q, top); break;
     case QueryAlgorithm::maxscore: maxscore_query(q, top); break;
     case QueryAlgorithm::block_max_wand: block_max_wand_query(q, top); break;
+    case QueryAlgorithm::term_at_a_time: term_at_a_time_query(q, accumulator, d_.num_docs, top); break;
   }
 }
 
@@ -167,9 +170,10 @@ void SparseIndex::search(size_t n, const std::function<Query(size_t)>& make_quer
   RK_CHECK_ARG(k >= 1, "k must be >= 1, got ", k);
   parallel_for(0, static_cast<int64_t>(n), [&](int64_t lo, int64_t hi) {
     QueryContext context;
+    Accumulator accumulator;
     TopKQueue top;
     for (int64_t i = lo; i < hi; ++i) {
-      run_query(make_query(static_cast<size_t>(i)), k, algorithm, context, top);
+      run_query(make_query(static_cast<size_t>(i)), k, algorithm, context, accumulator, top);
       const std::vector<ScoredDoc>& best = top.sorted();
       int64_t* docs = out_docs + i * k;
       float* scores = out_scores + i * k;

@@ -23,15 +23,16 @@
 #include "sparse/bm25.h"
 #include "sparse/posting_cursor.h"
 #include "sparse/query.h"
+#include "sparse/term_at_a_time_query.h"
 #include "text/analyzer.h"
 
 namespace ragkernels::sparse {
 
 enum class Scoring : uint32_t { bm25 = 0, impact = 1 };
 enum class Vocabulary : uint32_t { strings = 0, ids = 1 };
-enum class QueryAlgorithm { exhaustive, maxscore, block_max_wand };
+enum class QueryAlgorithm { exhaustive, maxscore, block_max_wand, term_at_a_time };
 
-// "exhaustive", "maxscore", "bmw" (or "block_max_wand").
+// "exhaustive", "maxscore", "bmw" (or "block_max_wand"), "taat" (or "term_at_a_time").
 QueryAlgorithm parse_query_algorithm(std::string_view name);
 
 // A read-only array owned by the index or living in its mapped file.
@@ -121,7 +122,7 @@ class SparseIndex {
 
  private:
   void run_query(const Query& query, size_t k, QueryAlgorithm algorithm, QueryContext& context,
-                 TopKQueue& top) const;
+                 Accumulator& accumulator, TopKQueue& top) const;
 
 
   IndexData d_;

@@ -44,6 +44,18 @@ class TopKQueue {
     std::push_heap(heap_.begin(), heap_.end(), ranks_before);  // front: the worst kept doc
   }
 
+  // For docs visited in any order: compares (score, doc) in full.
+  void push_unordered(float score, uint32_t doc) {
+    if (!full()) {
+      heap_.push_back({score, doc});
+      std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+    } else if (ranks_before({score, doc}, heap_.front())) {
+      std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
+      heap_.back() = {score, doc};
+      std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+    }
+  }
+
   // The kept docs, best first. Leaves the queue empty.
   std::vector<ScoredDoc>& sorted() {
     std::sort_heap(heap_.begin(), heap_.end(), ranks_before);

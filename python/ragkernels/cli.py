@@ -74,7 +74,7 @@ def _search_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -
     p.add_argument("queries", help="BEIR queries.jsonl or qid<TAB>text topics .tsv")
     p.add_argument("run", help="TREC run file to write")
     p.add_argument("-k", type=int, default=1000, help="results per query (default 1000)")
-    p.add_argument("--algorithm", default="bmw", choices=sparse.ALGORITHMS, help="default bmw")
+    p.add_argument("--algorithm", default="taat", choices=sparse.ALGORITHMS, help="default taat")
     p.add_argument("--tag", default="ragkernels", help="run tag, the sixth column")
     p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")

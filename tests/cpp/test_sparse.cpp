@@ -98,6 +98,7 @@ TEST(QueryAlgorithms, PrunedEqualExhaustive) {
     auto exhaustive = search(*index, queries, k, rs::QueryAlgorithm::exhaustive);
     EXPECT_EQ(search(*index, queries, k, rs::QueryAlgorithm::maxscore), exhaustive) << "k " << k;
     EXPECT_EQ(search(*index, queries, k, rs::QueryAlgorithm::block_max_wand), exhaustive) << "k " << k;
+    EXPECT_EQ(search(*index, queries, k, rs::QueryAlgorithm::term_at_a_time), exhaustive) << "k " << k;
   }
 }
 
