@@ -276,6 +276,24 @@ def test_impact_csr_input_with_vocabulary_matches_dict_input():
     q_tokens = [{"tok3": 1.0, "tok7": 0.5}, {"tok29": 2.0}]
     assert_same(by_csr.search(q_ids, k=10), by_dict.search(q_ids, k=10))
     assert_same(by_csr.search(q_tokens, k=10), by_dict.search(q_ids, k=10))
+    q_csr = hf.SparseVectors(np.array([0, 2, 3]), np.array([3, 7, 29], np.int32),
+                             np.array([1.0, 0.5, 2.0], np.float32), 30)
+    assert_same(by_csr.search(q_csr, k=10), by_dict.search(q_ids, k=10))
+
+
+def test_windows_and_long_lists_stay_exact():
+    # Lists spanning many MaxScore windows (8192 docs) and blocks, a rare term
+    # only near the end, and a query whose terms switch from essential to not.
+    rng = np.random.default_rng(21)
+    n = 40_000
+    docs = [["common"] * int(rng.integers(1, 4)) + (["mid"] if i % 7 == 0 else []) +
+            (["rare"] if i > n - 50 and i % 3 == 0 else []) for i in range(n)]
+    index = BM25Index.build(docs)
+    queries = [["common", "mid", "rare"], ["rare", "common"], ["mid", "mid", "common"], ["common"]]
+    for k in (1, 10, 1000):
+        exhaustive = index.search(queries, k=k, algorithm="exhaustive")
+        for algorithm in ALGORITHMS:
+            assert_same(index.search(queries, k=k, algorithm=algorithm), exhaustive)
 
 
 def test_integer_impacts_are_kept():

@@ -42,6 +42,7 @@ class PostingCursor {
   void open(const PostingArrays& index, uint32_t term);
 
   uint32_t doc() const { return doc_; }
+  uint32_t size() const { return df_; }  // postings in the whole list
   uint32_t value() {
     if (!values_decoded_) decode_values();
     return values_[pos_];
@@ -56,17 +57,25 @@ class PostingCursor {
       doc_ = kEndDoc;
     }
   }
-  // Calls visit(doc, score) for every remaining posting, block by block
-  // (faster than next() for a full scan); leaves the cursor exhausted.
+  // Calls visit(doc, score) for every posting from here with doc < limit,
+  // block by block (faster than next()); leaves the cursor at the first doc
+  // >= limit. limit = kEndDoc visits the rest of the list.
   template <typename Visit>
-  void for_each(Visit&& visit) {
-    if (doc_ == kEndDoc) return;
-    while (true) {
-      for (uint32_t i = pos_; i < block_size_; ++i) visit(docs_[i], scores_[i]);
-      if (block_ + 1 == end_block_) break;
+  void for_each_below(uint32_t limit, Visit&& visit) {
+    while (doc_ < limit) {
+      uint32_t i = pos_;
+      for (; i < block_size_ && docs_[i] < limit; ++i) visit(docs_[i], scores_[i]);
+      if (i < block_size_) {
+        pos_ = i;
+        doc_ = docs_[i];
+        return;
+      }
+      if (block_ + 1 == end_block_) {
+        doc_ = kEndDoc;
+        return;
+      }
       decode_block(block_ + 1);
     }
-    doc_ = kEndDoc;
   }
 
   // Moves to the first posting with doc >= target (never backwards).

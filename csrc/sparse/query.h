@@ -1,8 +1,9 @@
 // What the query algorithms share: a query term's cursor with its weight and
 // bound, and the rules that make pruning exact.
 //
-// A document's score is the float32 sum, in query order, of its terms'
-// contributions weight * base score, plus the query's constant (the summed
+// A document's score is the float32 sum of its terms' contributions
+// weight * base score, in the canonical term order (largest term maximum
+// first, ties by query position), plus the query's constant (the summed
 // nonoccurrence of BM25L/BM25+, else 0). Every algorithm computes a
 // candidate's final score that way, from its saved contributions, so pruned and
 // exhaustive search return bit-identical scores. Pruning decisions compare
@@ -10,6 +11,7 @@
 // (safe_bound), so rounding can never prune a document that would enter.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -25,9 +27,10 @@ struct QueryTerm {
 
 struct TermCursor {
   PostingCursor postings;
+  uint32_t term = 0;
   float weight = 1;
   float max_score = 0;      // weight * the term's largest base score
-  uint32_t position = 0;    // index of the term in the query: the summation order
+  uint32_t position = 0;    // index of the term in the canonical (summation) order
 
   // What the current posting adds to its document's score.
   float contribution() const { return weight * postings.score(); }
@@ -35,8 +38,11 @@ struct TermCursor {
 
 // Per-thread state of one query: contributions by query position.
 struct QueryContext {
-  std::vector<TermCursor> terms;      // in query order
+  std::vector<TermCursor> terms;      // in canonical order (see above)
   std::vector<float> contributions;   // [terms.size()], zero between candidates
+  // Scratch of maxscore_query, kept between queries to avoid reallocating.
+  std::vector<double> prefix;
+  std::vector<float> window;
   float constant = 0;                 // added to every final score
   double bound_factor = 1;            // see safe_bound
 

@@ -151,10 +151,16 @@ void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorit
     if (d_.term_df[term.term] == 0 || term.weight == 0) continue;
     TermCursor& t = q.terms.emplace_back();
     t.postings.open(arrays_, term.term);
+    t.term = term.term;
     t.weight = term.weight;
     t.max_score = term.weight * d_.term_max[term.term];
     t.position = static_cast<uint32_t>(q.terms.size() - 1);
   }
+  // The summation order of every algorithm: largest maximum first (ties by
+  // query position), the order in which MaxScore adds a document's terms.
+  std::stable_sort(q.terms.begin(), q.terms.end(),
+                   [](const TermCursor& a, const TermCursor& b) { return a.max_score > b.max_score; });
+  for (size_t i = 0; i < q.terms.size(); ++i) q.terms[i].position = static_cast<uint32_t>(i);
   q.prepare_bounds();
   top.reset(k);
   switch (algorithm) {

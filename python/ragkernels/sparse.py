@@ -120,6 +120,19 @@ def _flatten_weights(batch: Sequence[Mapping], what: str) -> Tuple[list, np.ndar
     return keys, offsets, w
 
 
+def _csr_arrays(rows) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(int64 indices, int64 indptr, float32 weights) of CSR rows; weights checked."""
+    values = getattr(rows, "values", None)
+    if values is None or callable(values):
+        values = rows.data
+    indices = np.ascontiguousarray(rows.indices, dtype=np.int64)
+    indptr = np.ascontiguousarray(rows.indptr, dtype=np.int64)
+    weights = np.ascontiguousarray(values, dtype=np.float32)
+    if not np.all(np.isfinite(weights)) or np.any(weights < 0):
+        raise ValueError("weights must be finite and >= 0")
+    return indices, indptr, weights
+
+
 def _check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
         raise TypeError(f"k must be an int, got {type(k).__name__}")
@@ -213,11 +226,13 @@ class _SparseIndex:
 
         Parameters
         ----------
-        queries : str, or sequence of queries
+        queries : str, sequence of queries, or CSR rows
             Each query is a text (indexes built from texts), a list of token
             strings, a list/array of token ids (integer vocabularies), or a
             dict ``{term: weight}`` (weights >= 0). Unknown terms are dropped;
-            a term repeated in a query counts once per occurrence.
+            a term repeated in a query counts once per occurrence. CSR rows
+            (``indptr``, ``indices``, ``values``/``data``, e.g.
+            ``SparseEncoder.encode_queries``) are weighted term ids.
         k : int, default 10
             Results per query, >= 1 (may exceed the corpus: rows are padded).
         algorithm : {"taat", "maxscore", "bmw", "exhaustive"}
@@ -237,6 +252,9 @@ class _SparseIndex:
         """
         k = _check_k(k)
         algorithm = _check_algorithm(algorithm)
+        if hasattr(queries, "indptr"):  # CSR rows of (term id, weight), e.g. SparseEncoder.encode_queries
+            ids, offsets, weights = _csr_arrays(queries)
+            return self._core.search_ids(ids, offsets, weights, k, algorithm)
         if isinstance(queries, (str, Mapping)):
             queries = [queries]
         queries = list(queries)
@@ -465,14 +483,7 @@ class ImpactIndex(_SparseIndex):
 
     @classmethod
     def _build_csr(cls, vectors, ids, vocabulary, bits) -> "ImpactIndex":
-        values = getattr(vectors, "values", None)
-        if values is None or callable(values):
-            values = vectors.data
-        indptr = np.asarray(vectors.indptr, dtype=np.int64)
-        indices = np.asarray(vectors.indices, dtype=np.int64)
-        weights = np.ascontiguousarray(values, dtype=np.float32)
-        if not np.all(np.isfinite(weights)) or np.any(weights < 0):
-            raise ValueError("vectors: weights must be finite and >= 0")
+        indices, indptr, weights = _csr_arrays(vectors)
         num_terms = int(getattr(vectors, "vocab_size", 0) or (vectors.shape[1] if hasattr(vectors, "shape") else 0))
         builder = _core.IndexBuilder.impact("ids")
         builder.add_ids(indices, indptr, weights)

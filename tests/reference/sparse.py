@@ -1,11 +1,12 @@
 """Plain numpy references for ragkernels.sparse: score every document, sort.
 
 BM25 follows bm25s 0.3 step by step (float64 formulas under NumPy 2 rules,
-one float32 score per posting); a query's terms are taken in order of first
-occurrence, a repeated term weighs its count, and a document's score is the
-float32 sum of weight * score over its query terms plus, for BM25L/BM25+, the
-query's summed nonoccurrence. Only documents with a query term are ranked;
-ties go to the lower document number.
+one float32 score per posting); a repeated query term weighs its count, and a
+document's score is the float32 sum of weight * score over its query terms,
+taken in the canonical order (largest term maximum first, ties by first
+occurrence in the query), plus, for BM25L/BM25+, the query's summed
+nonoccurrence. Only documents with a query term are ranked; ties go to the
+lower document number.
 """
 import math
 from collections import Counter
@@ -68,6 +69,14 @@ def query_terms(query: Sequence) -> List[Tuple[object, float]]:
     return out
 
 
+def canonical_order(terms: List[Tuple[object, float]], postings: Dict) -> List[Tuple[object, float]]:
+    """Terms by their largest float32 contribution, descending; stable, so ties keep query order."""
+    def best(term_weight):
+        t, w = term_weight
+        return max(float(np.float32(np.float32(w) * s)) for s in postings[t].values())
+    return sorted(terms, key=lambda tw: -best(tw))
+
+
 def rank(scores: Dict[int, np.float32], k: int) -> Tuple[np.ndarray, np.ndarray]:
     """Top-k of {doc: score}: higher score, then lower doc; padded with -1 / -inf."""
     best = sorted(scores.items(), key=lambda x: (-float(x[1]), x[0]))[:k]
@@ -84,9 +93,10 @@ def bm25_search(docs: Sequence[Sequence], queries: Sequence[Sequence], k: int, m
     postings, nonocc = bm25_postings(docs, method, k1, b, delta)
     all_docs, all_scores = [], []
     for q in queries:
-        terms = [(t, w) for t, w in query_terms(q) if t in postings]
-        constant = np.float32(0)
-        for t, w in terms:
+        in_query_order = [(t, w) for t, w in query_terms(q) if t in postings]
+        terms = canonical_order(in_query_order, postings)
+        constant = np.float32(0)  # summed in query order, as bm25s does
+        for t, w in in_query_order:
             for _ in range(int(w)):
                 constant = np.float32(constant + nonocc[t])
         scores: Dict[int, np.float32] = {}
@@ -113,8 +123,13 @@ def impact_search(docs: Sequence[Dict], queries: Sequence[Dict], k: int, bits: i
     impacts = [{t: int(quantize(np.array([np.float32(w)]), bits, max_w)[0]) for t, w in d.items() if w > 0}
                for d in docs]
     all_docs, all_scores = [], []
+    by_term: Dict[object, Dict[int, np.float32]] = {}
+    for i, d in enumerate(impacts):
+        for t, v in d.items():
+            by_term.setdefault(t, {})[i] = np.float32(v)
     for q in queries:
-        terms = [(t, np.float32(w)) for t, w in q.items() if w > 0]
+        terms = canonical_order([(t, w) for t, w in q.items() if w > 0 and t in by_term], by_term)
+        terms = [(t, np.float32(w)) for t, w in terms]
         scores = {}
         for i, d in enumerate(impacts):
             if any(t in d for t, _ in terms):
