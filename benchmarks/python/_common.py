@@ -2,6 +2,7 @@
 facts, and writing results as JSON plus a markdown table."""
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import platform
@@ -52,6 +53,17 @@ def run_isolated(module_args: List[str]) -> Dict[str, object]:
     """
     out = subprocess.run([sys.executable, *module_args], check=True, capture_output=True, text=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def versions(dists: Dict[str, str]) -> Dict[str, str]:
+    """{name: installed version} of each distribution in {name: distribution}."""
+    out = {}
+    for name, dist in dists.items():
+        try:
+            out[name] = importlib.metadata.version(dist)
+        except importlib.metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
 
 
 def machine() -> Dict[str, object]:

@@ -41,7 +41,6 @@ ranx and ir_measures per measure. Run:
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import subprocess
@@ -52,7 +51,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, List
 
-from _common import data_dir, machine, peak_rss_mb, time_calls, write_results
+from _common import data_dir, machine, peak_rss_mb, time_calls, versions, write_results
 
 MEASURES = ["map", "ndcg_cut.10", "P.10", "recall.100", "recip_rank"]
 KEYS = ["map", "ndcg_cut_10", "P_10", "recall_100", "recip_rank"]
@@ -264,15 +263,6 @@ def pick_scenarios(text: str) -> List[str]:
     return list(dict.fromkeys(names))
 
 
-def versions() -> Dict[str, str]:
-    out = {}
-    for name, dist in DISTS.items():
-        try:
-            out[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
 
 def label(name: str, n_synth: int) -> str:
     return name.replace("synth", f"synth{n_synth // 1000}k") if name.startswith("synth") else name
@@ -308,7 +298,7 @@ def main(args: argparse.Namespace) -> None:
                              "first_call_s": r["first_call_s"], "median_s": r["median_s"], "p99_s": r["p99_s"],
                              "peak_rss_mb": r["peak_rss_mb"], "x_faster": r["median_s"] / ours_median})
     columns = ["scenario", "threads", "library", "first_call_s", "median_s", "p99_s", "peak_rss_mb", "x_faster"]
-    meta = {"machine": machine(), "versions": versions(), "measures": MEASURES, "max_abs_diff_vs_ours": diffs,
+    meta = {"machine": machine(), "versions": versions(DISTS), "measures": MEASURES, "max_abs_diff_vs_ours": diffs,
             "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python " + " ".join(sys.argv),
             "n_synth_queries": n_synth, "quick": args.quick,
             "ranx_first_call_empty_numba_cache_s (cacm, from files)": ranx_cold}

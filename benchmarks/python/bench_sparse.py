@@ -58,7 +58,6 @@ than the system temporary folder.
 from __future__ import annotations
 
 import argparse
-import importlib.metadata
 import json
 import os
 import pickle
@@ -73,7 +72,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from _common import data_dir, machine, peak_rss_mb, run_isolated, time_calls, write_results
+from _common import data_dir, machine, peak_rss_mb, run_isolated, time_calls, versions, write_results
 
 METHOD, K1, B = "lucene", 1.2, 0.75
 SYSTEMS = ["ragkernels", "bm25s", "pisa", "rank_bm25"]
@@ -619,15 +618,6 @@ def markdown(rows: List[dict], columns: List[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def versions() -> Dict[str, str]:
-    out = {}
-    for name, dist in DISTS.items():
-        try:
-            out[name] = importlib.metadata.version(dist)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
-
 
 def applicable(system: str, n_docs: int, threads: List[int]) -> List[int]:
     """Thread counts a system runs at (rank_bm25: small corpora, one thread)."""
@@ -672,7 +662,7 @@ CHECK_COLUMNS = ["corpus", "queries", "pair", "threads", "n_queries", "top10_ide
 
 def main(args: argparse.Namespace) -> None:
     threads = sorted({(os.cpu_count() or 1) if t == "all" else int(t) for t in args.threads.split(",")})
-    meta = {"machine": machine(), "versions": versions(), "bm25": {"method": METHOD, "k1": K1, "b": B},
+    meta = {"machine": machine(), "versions": versions(DISTS), "bm25": {"method": METHOD, "k1": K1, "b": B},
             "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python " + " ".join(sys.argv),
             "quick": args.quick, "errors": {}, "analyzer_agreement_with_bm25s": {},
             "query_limit": args.query_limit, "single_sample": args.single, "repeat": args.repeat,

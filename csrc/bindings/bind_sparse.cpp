@@ -136,6 +136,24 @@ py::tuple search_tokens(const SparseIndex& index, const py::sequence& tokens, co
   });
 }
 
+// Queries as lists of token strings, read in place without flattening them in Python.
+py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
+                             const std::string& algorithm) {
+  RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
+  std::vector<std::string_view> flat;
+  std::vector<uint64_t> ends{0};
+  const size_t n = py::len(queries);
+  for (size_t i = 0; i < n; ++i) {
+    const std::string name = "queries[" + std::to_string(i) + "]";
+    const std::vector<std::string_view> tokens = utf8_views(queries[i], "search", name.c_str());
+    flat.insert(flat.end(), tokens.begin(), tokens.end());
+    ends.push_back(flat.size());
+  }
+  return run_search(index, n, k, algorithm, [&](size_t i) {
+    return index.query_from_tokens({flat.begin() + ends[i], flat.begin() + ends[i + 1]});
+  });
+}
+
 py::tuple search_ids(const SparseIndex& index, const py::array& ids, const py::array& offsets,
                      const py::object& weights, int64_t k, const std::string& algorithm) {
   const py::array ids_array = as_ndarray(ids, "search", "ids");
@@ -190,6 +208,7 @@ void bind_sparse(py::module_& m) {
       .def("search_texts", &search_texts, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
       .def("search_tokens", &search_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))
+      .def("search_token_lists", &search_token_lists, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
       .def("search_ids", &search_ids, py::arg("ids"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))
       .def("save", &SparseIndex::save, py::arg("path"), py::call_guard<py::gil_scoped_release>())

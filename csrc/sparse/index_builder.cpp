@@ -280,14 +280,6 @@ void set_doc_ids(IndexData& d, std::vector<std::string> doc_ids) {
 void set_string_vocabulary(IndexData& d, const std::string& chars, const std::vector<uint64_t>& ends) {
   d.vocab_ends.adopt(ends);
   d.vocab_chars.adopt(std::vector<char>(chars.begin(), chars.end()));
-  std::vector<uint32_t> sorted(ends.size());
-  for (uint32_t i = 0; i < sorted.size(); ++i) sorted[i] = i;
-  auto term = [&](uint32_t i) {
-    const uint64_t begin = i == 0 ? 0 : ends[i - 1];
-    return std::string_view(chars).substr(begin, ends[i] - begin);
-  };
-  std::sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) { return term(a) < term(b); });
-  d.vocab_sorted.adopt(std::move(sorted));
 }
 
 }  // namespace

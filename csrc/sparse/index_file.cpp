@@ -60,7 +60,6 @@ void SparseIndex::save(const std::string& path) const {
       section("doc_lengths", d_.doc_lengths),
       section("vocab_ends", d_.vocab_ends),
       char_section("vocab_chars", d_.vocab_chars),
-      section("vocab_sorted", d_.vocab_sorted),
       section("doc_id_ends", d_.doc_id_ends),
       char_section("doc_id_chars", d_.doc_id_chars),
       {"stopword_ends", format::DType::u64, stop_ends.data(), stop_ends.size() * sizeof(uint64_t)},
@@ -123,7 +122,6 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
   map_array(f, "doc_lengths", d.doc_lengths);
   map_array(f, "vocab_ends", d.vocab_ends);
   map_chars(f, "vocab_chars", d.vocab_chars);
-  map_array(f, "vocab_sorted", d.vocab_sorted);
   map_array(f, "doc_id_ends", d.doc_id_ends);
   map_chars(f, "doc_id_chars", d.doc_id_chars);
   IndexArray<uint64_t> stop_ends;
@@ -141,16 +139,12 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
   RK_CHECK_FORMAT(!bm25 || (d.term_idf.size == terms && d.term_nonoccurrence.size == terms &&
                             d.doc_lengths.size == d.num_docs),
                   path, ": BM25 arrays do not match the metadata");
-  RK_CHECK_FORMAT(d.vocab_sorted.size == d.vocab_ends.size &&
-                      (d.vocab_ends.size == terms || (d.vocabulary == Vocabulary::ids && d.vocab_ends.size == 0)),
+  RK_CHECK_FORMAT(d.vocab_ends.size == terms || (d.vocabulary == Vocabulary::ids && d.vocab_ends.size == 0),
                   path, ": vocabulary arrays do not match the metadata");
   RK_CHECK_FORMAT(d.doc_id_ends.size == 0 || d.doc_id_ends.size == d.num_docs, path, ": doc ids do not match");
   check_ends(path, "vocabulary", d.vocab_ends, d.vocab_chars.size);
   check_ends(path, "doc id", d.doc_id_ends, d.doc_id_chars.size);
   check_ends(path, "stopword", stop_ends, stop_chars.size);
-  for (uint64_t i = 0; i < d.vocab_sorted.size; ++i) {
-    RK_CHECK_FORMAT(d.vocab_sorted[i] < d.vocab_ends.size, path, ": vocabulary order is out of range");
-  }
   // Blocks: each term's blocks in range and as many as its df implies; each
   // block's docs increasing and below num_docs, its bytes inside the postings.
   RK_CHECK_FORMAT(d.term_first_block[0] == 0 && d.term_first_block[terms] == blocks, path, ": bad block table");

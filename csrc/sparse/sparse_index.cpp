@@ -33,6 +33,7 @@ SparseIndex::SparseIndex(IndexData data) : d_(std::move(data)) {
   arrays_.num_terms = d_.num_terms();
   arrays_.num_blocks = d_.block_last_doc.size;
   compute_posting_scores();
+  index_vocabulary();
   if (d_.analyzer) analyzer_.emplace(*d_.analyzer);
 }
 
@@ -82,14 +83,31 @@ std::string_view SparseIndex::doc_id(uint64_t doc) const {
   return string_at(d_.doc_id_ends, d_.doc_id_chars, doc);
 }
 
+namespace {
+uint64_t term_hash(std::string_view s) { return format::xxh64(s.data(), s.size(), 0x9E3779B97F4A7C15ull); }
+}  // namespace
+
+void SparseIndex::index_vocabulary() {
+  const uint64_t n = d_.vocab_ends.size;
+  if (n == 0) return;
+  size_t capacity = 16;
+  while (capacity < 2 * n) capacity *= 2;  // load factor <= 1/2
+  vocab_slots_.assign(capacity, 0);
+  for (uint64_t id = 0; id < n; ++id) {
+    size_t slot = term_hash(string_at(d_.vocab_ends, d_.vocab_chars, id)) & (capacity - 1);
+    while (vocab_slots_[slot] != 0) slot = (slot + 1) & (capacity - 1);
+    vocab_slots_[slot] = static_cast<uint32_t>(id + 1);  // a repeated string keeps its first id
+  }
+}
+
 int64_t SparseIndex::term_id(std::string_view token) const {
-  const uint32_t* sorted = d_.vocab_sorted.data;
-  const uint32_t* end = sorted + d_.vocab_sorted.size;
-  const uint32_t* it = std::lower_bound(sorted, end, token, [&](uint32_t id, std::string_view t) {
-    return string_at(d_.vocab_ends, d_.vocab_chars, id) < t;
-  });
-  if (it == end || string_at(d_.vocab_ends, d_.vocab_chars, *it) != token) return -1;
-  return *it;
+  if (vocab_slots_.empty()) return -1;
+  const size_t mask = vocab_slots_.size() - 1;
+  for (size_t slot = term_hash(token) & mask; vocab_slots_[slot] != 0; slot = (slot + 1) & mask) {
+    const uint32_t id = vocab_slots_[slot] - 1;
+    if (string_at(d_.vocab_ends, d_.vocab_chars, id) == token) return id;
+  }
+  return -1;
 }
 
 namespace {

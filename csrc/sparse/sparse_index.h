@@ -72,7 +72,6 @@ struct IndexData {
   IndexArray<uint32_t> doc_lengths;       // BM25: tokens per doc
   IndexArray<uint64_t> vocab_ends;        // strings: term i = vocab_chars[ends[i-1], ends[i])
   IndexArray<char> vocab_chars;
-  IndexArray<uint32_t> vocab_sorted;      // term ids in byte order of their strings
   IndexArray<uint64_t> doc_id_ends;       // optional external doc ids, same layout
   IndexArray<char> doc_id_chars;
   uint64_t num_terms() const { return term_df.size; }
@@ -131,6 +130,9 @@ class SparseIndex {
 
   PostingArrays arrays_;
   std::vector<uint64_t> term_first_posting_;
+  // Open-addressing table over the term strings: slot -> term id + 1 (0: empty).
+  void index_vocabulary();
+  std::vector<uint32_t> vocab_slots_;
   // The base score of every posting (BM25 of its tf and doc length, or its
   // impact), computed once here: queries then read a float per posting
   // instead of decoding tfs and fetching doc lengths.

@@ -18,9 +18,13 @@ struct ScoredDoc {
   uint32_t doc;
 };
 
-inline bool ranks_before(const ScoredDoc& a, const ScoredDoc& b) {
-  return a.score > b.score || (a.score == b.score && a.doc < b.doc);
-}
+// A function object, not a function, so that the heap operations inline it.
+struct RanksBefore {
+  bool operator()(const ScoredDoc& a, const ScoredDoc& b) const {
+    return a.score > b.score || (a.score == b.score && a.doc < b.doc);
+  }
+};
+inline constexpr RanksBefore ranks_before{};
 
 class TopKQueue {
  public:

@@ -277,8 +277,7 @@ class _SparseIndex:
         if kind == "text":
             return self._core.search_texts(batch, k, algorithm)
         if kind == "tokens":
-            tokens, offsets = _flatten_tokens(batch)
-            return self._core.search_tokens(tokens, offsets, None, k, algorithm)
+            return self._core.search_token_lists(batch, k, algorithm)
         if kind == "ids":
             ids, offsets = _flatten_ids(batch)
             return self._core.search_ids(ids, offsets, None, k, algorithm)
