@@ -201,6 +201,12 @@ def test_bad_input_raises_clear_errors():
     index = BM25Index.build(["a b", "b c"])
     with pytest.raises(TypeError, match=r"documents\[1\]"):
         BM25Index.build(["text", 3])
+    with pytest.raises(TypeError, match=r"documents\[1\]\[1\] must be str"):
+        BM25Index.build([["a"], ["b", 3]])
+    with pytest.raises(TypeError, match=r"queries\[0\]\[1\] must be str"):
+        BM25Index.build([["a"]]).search([["a", None]])
+    with pytest.raises(TypeError, match=r"queries\[0\]: expected str"):
+        BM25Index.build([["a"]]).search([[None]])
     with pytest.raises(TypeError, match="do not mix"):
         BM25Index.build(["text", ["tok"]])
     with pytest.raises(TypeError):

@@ -136,20 +136,28 @@ py::tuple search_tokens(const SparseIndex& index, const py::sequence& tokens, co
   });
 }
 
-// Queries as lists of token strings, read in place without flattening them in Python.
-py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
-                             const std::string& algorithm) {
-  RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
+// Lists of token strings as one flat list of views + end offsets, read in
+// place (no flattening in Python). Errors name the list and the token.
+std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(const py::sequence& lists, const char* op,
+                                                                            const char* arg) {
   std::vector<std::string_view> flat;
   std::vector<uint64_t> ends{0};
-  const size_t n = py::len(queries);
+  const size_t n = py::len(lists);
   for (size_t i = 0; i < n; ++i) {
-    const std::string name = "queries[" + std::to_string(i) + "]";
-    const std::vector<std::string_view> tokens = utf8_views(queries[i], "search", name.c_str());
+    const std::string name = std::string(arg) + "[" + std::to_string(i) + "]";
+    const std::vector<std::string_view> tokens = utf8_views(lists[i], op, name.c_str());
     flat.insert(flat.end(), tokens.begin(), tokens.end());
     ends.push_back(flat.size());
   }
-  return run_search(index, n, k, algorithm, [&](size_t i) {
+  return {std::move(flat), std::move(ends)};
+}
+
+// Queries as lists of token strings.
+py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
+                             const std::string& algorithm) {
+  RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
+  const auto [flat, ends] = token_lists(queries, "search", "queries");
+  return run_search(index, ends.size() - 1, k, algorithm, [&](size_t i) {
     return index.query_from_tokens({flat.begin() + ends[i], flat.begin() + ends[i + 1]});
   });
 }
@@ -228,6 +236,11 @@ void bind_sparse(py::module_& m) {
         py::gil_scoped_release nogil;
         b.add_texts(views);
       }, py::arg("texts"))
+      .def("add_token_lists", [](IndexBuilder& b, const py::sequence& documents) {
+        const auto [flat, ends] = token_lists(documents, "build", "documents");
+        py::gil_scoped_release nogil;
+        b.add_tokens(flat, ends, nullptr);
+      }, py::arg("documents"))
       .def("add_tokens", [](IndexBuilder& b, const py::sequence& tokens, const py::array& offsets,
                             const py::object& weights) {
         const std::vector<std::string_view> flat = utf8_views(tokens, "build", "tokens");

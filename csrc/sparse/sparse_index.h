@@ -172,7 +172,10 @@ class IndexBuilder {
 
  private:
   IndexBuilder(Scoring scoring, std::optional<text::AnalyzerConfig> analyzer, Vocabulary vocabulary);
-  void add_doc_terms(std::vector<std::pair<uint32_t, float>>& terms, uint32_t length);  // sorted + merged
+  // Documents as surface words (words_of(i, out) appends doc i's words),
+  // processed in parallel pieces; each new word is normalized (stemmed) once.
+  void add_words(size_t n, const std::function<void(size_t, text::TokenList&)>& words_of);
+  void append_doc(const std::vector<std::pair<uint32_t, float>>& terms, uint32_t length);  // merged terms
   struct Impl;
 
   Scoring scoring_;

@@ -77,9 +77,10 @@ def _kind(item: Any, what: str) -> str:
             raise TypeError(f"{what}: token id arrays must be 1-D integer arrays, got {item.dtype} with shape {item.shape}")
         return "ids"
     if isinstance(item, (list, tuple)):
-        if all(isinstance(t, str) for t in item):
+        # The first element decides; the core checks every token (and names a bad one).
+        if not item or isinstance(item[0], str):
             return "tokens"
-        if all(isinstance(t, (int, np.integer)) and not isinstance(t, bool) for t in item):
+        if isinstance(item[0], (int, np.integer)) and not isinstance(item[0], bool):
             return "ids"
     raise TypeError(f"{what}: expected str (a text), a list of str (tokens), a list or array of int (token ids) "
                     f"or a dict (term weights), got {type(item).__name__}")
@@ -91,12 +92,6 @@ def _check_same_kind(batch: list, kind: str, what: str, start: int) -> None:
         item_kind = _kind(item, name)
         if item_kind != kind and not (kind in ("tokens", "ids") and len(item) == 0):
             raise TypeError(f"{name} is a {item_kind} but the first one is a {kind}; do not mix input kinds")
-
-
-def _flatten_tokens(batch: Sequence[Sequence[str]]) -> Tuple[list, np.ndarray]:
-    offsets = np.zeros(len(batch) + 1, dtype=np.int64)
-    np.cumsum([len(t) for t in batch], out=offsets[1:])
-    return list(itertools.chain.from_iterable(batch)), offsets
 
 
 def _flatten_ids(batch: Sequence) -> Tuple[np.ndarray, np.ndarray]:
@@ -260,7 +255,7 @@ class _SparseIndex:
         queries = list(queries)
         if not queries:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
-        kind = _kind(queries[0], "queries")
+        kind = _kind(queries[0], "queries[0]")
         _check_same_kind(queries, kind, "queries", 0)
         docs, scores = [], []
         with _progress(len(queries), show_progress, "Search") as bar:
@@ -359,7 +354,7 @@ class BM25Index(_SparseIndex):
         with _progress(total, show_progress, "Index") as bar:
             for batch in _batches(documents):
                 if builder is None:
-                    kind = _kind(batch[0], "documents")
+                    kind = _kind(batch[0], "documents[0]")
                     if kind == "weights":
                         raise TypeError("documents: a BM25 index takes texts or tokens; use ImpactIndex for weights")
                     config = (analyzer or Analyzer()).config if kind == "text" else None
@@ -369,8 +364,7 @@ class BM25Index(_SparseIndex):
                 if kind == "text":
                     builder.add_texts(batch)
                 elif kind == "tokens":
-                    tokens, offsets = _flatten_tokens(batch)
-                    builder.add_tokens(tokens, offsets, None)
+                    builder.add_token_lists(batch)
                 else:
                     ids_flat, offsets = _flatten_ids(batch)
                     builder.add_ids(ids_flat, offsets, None)
