@@ -31,7 +31,7 @@ std::vector<std::string_view> utf8_views(const py::sequence& items, const char* 
   for (size_t i = 0; i < out.capacity(); ++i) {
     py::object item = items[i];
     RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", i, "] must be str, got ",
-                  std::string(py::str(item.get_type().attr("__name__"))));
+                  std::string(py::str(py::type::handle_of(item).attr("__name__"))));
     Py_ssize_t size = 0;
     const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
     if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
