@@ -215,6 +215,8 @@ def test_bad_input_raises_clear_errors():
         BM25Index.build([])
     with pytest.raises(ValueError, match="ids"):
         BM25Index.build(["a", "b"], ids=["1"])
+    with pytest.raises(ValueError, match="unique"):
+        BM25Index.build(["a", "b"], ids=["x", "x"])
     with pytest.raises(TypeError, match=r"ids\[0\]"):
         BM25Index.build(["a"], ids=[1])
     with pytest.raises(ValueError, match="method"):

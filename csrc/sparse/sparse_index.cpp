@@ -163,8 +163,10 @@ void SparseIndex::run_query(const Query& query, size_t k, QueryAlgorithm algorit
   for (const QueryTerm& term : query) {
     RK_DCHECK(term.term < d_.num_terms());
     if (d_.scoring == Scoring::bm25) {
-      // bm25s adds the query's nonoccurrence scores to every document (0 but for BM25L/BM25+).
-      for (float i = 0; i < term.weight; ++i) q.constant += d_.term_nonoccurrence[term.term];
+      // bm25s adds the query's nonoccurrence scores to every document (0 but for BM25L/BM25+),
+      // once per occurrence of the term (a BM25 query weight is an occurrence count).
+      const int occurrences = static_cast<int>(term.weight);
+      for (int i = 0; i < occurrences; ++i) q.constant += d_.term_nonoccurrence[term.term];
     }
     if (d_.term_df[term.term] == 0 || term.weight == 0) continue;
     TermCursor& t = q.terms.emplace_back();

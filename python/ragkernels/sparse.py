@@ -151,6 +151,10 @@ def _check_ids(ids: Optional[Sequence], n: int) -> List[str]:
     bad = next((i for i, x in enumerate(ids) if not isinstance(x, str)), None)
     if bad is not None:
         raise TypeError(f"ids[{bad}] must be str, got {type(ids[bad]).__name__}")
+    if len(set(ids)) != len(ids):
+        seen: set = set()
+        first = next(x for x in ids if x in seen or seen.add(x))
+        raise ValueError(f"ids must be unique; {first!r} appears more than once")
     return ids
 
 
