@@ -117,19 +117,15 @@ py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, in
   });
 }
 
-py::tuple search_tokens(const SparseIndex& index, const py::sequence& tokens, const py::array& offsets,
-                        const py::object& weights, int64_t k, const std::string& algorithm) {
+// Queries as {token: weight}: tokens flat with end offsets, a weight per token.
+py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& tokens, const py::array& offsets,
+                                 const py::array& weights, int64_t k, const std::string& algorithm) {
   RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
   const std::vector<std::string_view> flat = utf8_views(tokens, "search", "tokens");
   const std::vector<uint64_t> ends = check_offsets(offsets, "search", "offsets", flat.size());
-  const float* w = nullptr;
-  py::array weights_array;
-  if (!weights.is_none()) {
-    weights_array = as_ndarray(weights, "search", "weights");
-    w = contiguous1<float>(weights_array, static_cast<int64_t>(flat.size()), "search", "weights");
-  }
+  const py::array weights_array = as_ndarray(weights, "search", "weights");
+  const float* w = contiguous1<float>(weights_array, static_cast<int64_t>(flat.size()), "search", "weights");
   return run_search(index, ends.size() - 1, k, algorithm, [&](size_t i) {
-    if (w == nullptr) return index.query_from_tokens({flat.begin() + ends[i], flat.begin() + ends[i + 1]});
     std::vector<int64_t> ids;
     for (uint64_t t = ends[i]; t < ends[i + 1]; ++t) ids.push_back(index.term_id(flat[t]));
     return index.query_from_ids(ids.data(), ids.size(), w + ends[i]);
@@ -214,7 +210,7 @@ void bind_sparse(py::module_& m) {
       })
       .def("term_id", &SparseIndex::term_id, py::arg("token"))
       .def("search_texts", &search_texts, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
-      .def("search_tokens", &search_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
+      .def("search_weighted_tokens", &search_weighted_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))
       .def("search_token_lists", &search_token_lists, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
       .def("search_ids", &search_ids, py::arg("ids"), py::arg("offsets"), py::arg("weights"), py::arg("k"),

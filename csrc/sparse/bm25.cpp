@@ -55,8 +55,7 @@ double bm25_doc_norm(const Bm25Params& p, uint32_t doc_length, double avg_doc_le
   return p.method == Bm25Method::bm25l ? length_norm : p.k1 * length_norm;
 }
 
-float bm25_nonoccurrence(const Bm25Params& p, double idf, double avg_doc_length) {
-  (void)avg_doc_length;  // tf = 0 at dl = avgdl: the length term drops out of both formulas
+float bm25_nonoccurrence(const Bm25Params& p, double idf) {
   switch (p.method) {
     case Bm25Method::bm25l: return static_cast<float>(idf * (((p.k1 + 1) * (0.0 + p.delta)) / ((p.k1 + 0.0) + p.delta)));
     case Bm25Method::bm25plus: return static_cast<float>(idf * p.delta);

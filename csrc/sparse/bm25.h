@@ -40,8 +40,9 @@ double bm25_idf(Bm25Method method, uint64_t df, uint64_t n_docs);
 // k1 * ((1 - b) + b * dl / avgdl), or for BM25L (1 - b) + b * dl / avgdl.
 double bm25_doc_norm(const Bm25Params& params, uint32_t doc_length, double avg_doc_length);
 
-// The score bm25l/bm25+ give a term absent from a document (0 otherwise).
-float bm25_nonoccurrence(const Bm25Params& params, double idf, double avg_doc_length);
+// The score bm25l/bm25+ give a term absent from a document (0 otherwise):
+// the tf component at tf = 0 and dl = avgdl, where the length term drops out.
+float bm25_nonoccurrence(const Bm25Params& params, double idf);
 
 // The float32 score bm25s stores for one posting.
 class Bm25Formula {

@@ -325,7 +325,7 @@ std::shared_ptr<SparseIndex> IndexBuilder::finish_bm25(const Bm25Params& params,
     if (df == 0) continue;
     const double idf64 = bm25_idf(params.method, df, d.num_docs);
     idf[t] = static_cast<float>(idf64);
-    nonoccurrence[t] = bm25_nonoccurrence(params, idf64, d.avg_doc_length);
+    nonoccurrence[t] = bm25_nonoccurrence(params, idf64);
   }
   std::vector<double> doc_norm(d.num_docs);
   for (uint64_t doc = 0; doc < d.num_docs; ++doc) doc_norm[doc] = bm25_doc_norm(params, doc_lengths_[doc], d.avg_doc_length);

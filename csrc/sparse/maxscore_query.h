@@ -32,7 +32,7 @@ inline void maxscore_query(QueryContext& q, TopKQueue& top) {
   const size_t m = q.terms.size();
   if (m == 0) return;
   // suffix[i]: sum of the maxima of terms[i..m), the most terms i.. can add.
-  std::vector<double>& suffix = q.prefix;
+  std::vector<double>& suffix = q.suffix;
   suffix.assign(m + 1, 0.0);
   for (size_t i = m; i-- > 0;) suffix[i] = suffix[i + 1] + q.terms[i].max_score;
   q.window.assign(kWindow, -0.0f);

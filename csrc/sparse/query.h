@@ -41,7 +41,7 @@ struct QueryContext {
   std::vector<TermCursor> terms;      // in canonical order (see above)
   std::vector<float> contributions;   // [terms.size()], zero between candidates
   // Scratch of maxscore_query, kept between queries to avoid reallocating.
-  std::vector<double> prefix;
+  std::vector<double> suffix;
   std::vector<float> window;
   float constant = 0;                 // added to every final score
   double bound_factor = 1;            // see safe_bound

@@ -66,11 +66,7 @@ void SparseIndex::compute_posting_scores() {
   arrays_.posting_scores = posting_scores_.data();
 }
 
-uint64_t SparseIndex::num_postings() const {
-  uint64_t total = 0;
-  for (uint64_t t = 0; t < d_.num_terms(); ++t) total += d_.term_df[t];
-  return total;
-}
+uint64_t SparseIndex::num_postings() const { return term_first_posting_.back(); }
 
 std::string_view SparseIndex::term(uint32_t id) const {
   RK_CHECK_ARG(id < d_.vocab_ends.size, "term id ", id, " is not in the string vocabulary (", d_.vocab_ends.size,

@@ -282,7 +282,7 @@ class _SparseIndex:
             return self._core.search_ids(ids, offsets, None, k, algorithm)
         keys, offsets, weights = _flatten_weights(batch, "queries")
         if keys and all(isinstance(t, str) for t in keys):
-            return self._core.search_tokens(keys, offsets, weights, k, algorithm)
+            return self._core.search_weighted_tokens(keys, offsets, weights, k, algorithm)
         if all(isinstance(t, (int, np.integer)) for t in keys):
             return self._core.search_ids(np.asarray(keys, dtype=np.int64), offsets, weights, k, algorithm)
         raise TypeError("queries: dict keys must be all str or all int")
