@@ -11,6 +11,9 @@ void bind_core(py::module_& m);
 void bind_metrics(py::module_& m);
 void bind_text(py::module_& m);
 void bind_sparse(py::module_& m);
+void bind_dense(py::module_& m);
+void bind_fusion(py::module_& m);
+void bind_prf(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -34,4 +37,7 @@ PYBIND11_MODULE(_core, m) {
   ragkernels::bindings::bind_metrics(m);
   ragkernels::bindings::bind_text(m);
   ragkernels::bindings::bind_sparse(m);
+  ragkernels::bindings::bind_dense(m);
+  ragkernels::bindings::bind_fusion(m);
+  ragkernels::bindings::bind_prf(m);
 }

@@ -9,16 +9,19 @@ from ragkernels._version import __version__
 from ragkernels._core import FormatError, get_num_threads, set_num_threads
 from ragkernels._ops import load_arrays, save_arrays, topk
 from ragkernels import data, metrics
-from ragkernels import hf, sparse, text
+from ragkernels import dense, fusion, hf, prf, sparse, text
 
 __all__ = [
     "FormatError",
     "__version__",
     "data",
+    "dense",
+    "fusion",
     "get_num_threads",
     "hf",
     "load_arrays",
     "metrics",
+    "prf",
     "save_arrays",
     "set_num_threads",
     "sparse",

@@ -1,0 +1,8 @@
+// Python bindings of csrc/fusion (filled in by its area).
+#include <pybind11/pybind11.h>
+
+namespace py = pybind11;
+
+namespace ragkernels::bindings {
+void bind_fusion(py::module_& m) { (void)m; }
+}  // namespace ragkernels::bindings

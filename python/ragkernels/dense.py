@@ -1,0 +1,1 @@
+"""ragkernels.dense (being built)."""

@@ -1,0 +1,1 @@
+"""ragkernels.fusion (being built)."""

@@ -1,0 +1,1 @@
+"""ragkernels.prf (being built)."""
