@@ -1,0 +1,292 @@
+"""ragkernels.dense against the numpy reference, faiss, and bad input."""
+import numpy as np
+import pytest
+
+import ragkernels as rk
+from ragkernels.dense import DTYPES, METRICS, FaissIndex, FlatIndex
+from tests.reference import dense as ref
+
+faiss = pytest.importorskip("faiss")
+
+
+def integer_vectors(rng, n, dim, low=-3, high=4):
+    """Small integers: every dot product is exact in float32, so ties are exact too."""
+    return rng.integers(low, high, size=(n, dim)).astype(np.float32)
+
+
+def assert_matches_reference(index, docs, queries, k, metric, dtype, exact):
+    ids, scores = index.search(queries, k=k)
+    ref_ids, ref_scores = ref.search_ref(docs, queries, k, metric, dtype)
+    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (len(queries), k)
+    if exact:
+        np.testing.assert_array_equal(ids, ref_ids)
+        np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
+        return
+    # Rounding may swap near-ties: compare score lists, and each returned
+    # id's exact score with the score we report for it.
+    np.testing.assert_allclose(scores, ref_scores, rtol=1e-4, atol=1e-4)
+    exact_scores = ref.scores_ref(ref.stored_vectors_ref(docs, dtype), queries, metric)
+    found = ids >= 0
+    np.testing.assert_allclose(scores[found], np.take_along_axis(exact_scores, np.maximum(ids, 0), 1)[found],
+                               rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("n,dim,nq,k", [(1, 1, 1, 1), (37, 7, 5, 4), (300, 16, 9, 20), (1100, 33, 18, 50),
+                                        (50, 64, 3, 80)])
+def test_search_matches_reference_on_exact_integers(metric, dtype, n, dim, nq, k):
+    rng = np.random.default_rng(n + dim + nq)
+    docs = integer_vectors(rng, n, dim)
+    queries = integer_vectors(rng, nq, dim)
+    index = FlatIndex(docs, metric=metric, dtype=dtype)
+    # ip and l2 are exact on small integers (int8 codes are the integers
+    # themselves scaled; cosine divides): compare exactly where arithmetic is.
+    exact = metric in ("ip", "l2") and dtype != "int8"
+    assert_matches_reference(index, docs, queries, k, metric, dtype, exact)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_search_matches_reference_on_random_floats(metric, dtype):
+    rng = np.random.default_rng(7)
+    docs = rng.standard_normal((700, 48)).astype(np.float32)
+    queries = rng.standard_normal((21, 48)).astype(np.float32)
+    assert_matches_reference(FlatIndex(docs, metric=metric, dtype=dtype), docs, queries, 15, metric, dtype, False)
+
+
+def test_ties_go_to_the_lower_row():
+    docs = np.array([[1, 0], [0, 1], [1, 0], [1, 0], [0.5, 0]], np.float32)
+    ids, scores = FlatIndex(docs).search(np.array([[1, 0]], np.float32), k=4)
+    assert ids.tolist() == [[0, 2, 3, 4]]
+    assert scores.tolist() == [[1, 1, 1, 0.5]]
+
+
+def test_scores_do_not_depend_on_batch_or_threads():
+    rng = np.random.default_rng(3)
+    docs = rng.standard_normal((5000, 40)).astype(np.float32)
+    queries = rng.standard_normal((37, 40)).astype(np.float32)
+    for dtype in DTYPES:
+        index = FlatIndex(docs, metric="cosine", dtype=dtype)
+        batch = index.search(queries, k=25)
+        for i in (0, 5, 36):
+            single = index.search(queries[i], k=25)
+            np.testing.assert_array_equal(single[0][0], batch[0][i])
+            np.testing.assert_array_equal(single[1][0], batch[1][i])
+        threads = rk.get_num_threads()
+        try:
+            for t in (1, 3):
+                rk.set_num_threads(t)
+                again = index.search(queries, k=25)
+                np.testing.assert_array_equal(again[0], batch[0])
+                np.testing.assert_array_equal(again[1], batch[1])
+        finally:
+            rk.set_num_threads(threads)
+
+
+def test_int8_quantization_matches_reference():
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((50, 19)).astype(np.float32)
+    x[3] = 0
+    x[4, 2] = 5.0
+    index = FlatIndex(x, dtype="int8")
+    codes, scales = ref.quantize_int8_ref(x)
+    np.testing.assert_array_equal(index.vectors, codes)
+    np.testing.assert_array_equal(index.scales, scales)
+    assert index.vectors.dtype == np.int8 and index.nbytes < x.nbytes / 3
+
+
+def test_float16_storage_rounds_like_numpy():
+    x = np.random.default_rng(2).standard_normal((30, 10)).astype(np.float32) * 1000
+    np.testing.assert_array_equal(FlatIndex(x, dtype="float16").vectors, x.astype(np.float16))
+    half = x.astype(np.float16)
+    assert FlatIndex(half).dtype == "float16" and np.shares_memory(FlatIndex(half).vectors, half)
+
+
+def test_k_larger_than_corpus_pads():
+    docs = np.eye(3, dtype=np.float32)
+    ids, scores = FlatIndex(docs).search(np.array([[0, 1, 0]], np.float32), k=5)
+    assert ids.tolist() == [[1, 0, 2, -1, -1]]
+    assert scores[0, :3].tolist() == [1, 0, 0] and np.isneginf(scores[0, 3:]).all()
+
+
+def test_single_document_and_empty_inputs():
+    one = FlatIndex(np.ones((1, 4), np.float32), metric="l2")
+    ids, scores = one.search(np.zeros((2, 4), np.float32), k=1)
+    assert ids.tolist() == [[0], [0]] and scores.tolist() == [[-4.0], [-4.0]]
+    empty = FlatIndex(np.zeros((0, 4), np.float32))
+    ids, scores = empty.search(np.ones((1, 4), np.float32), k=2)
+    assert ids.tolist() == [[-1, -1]] and np.isneginf(scores).all()
+    ids, scores = one.search(np.zeros((0, 4), np.float32), k=3)
+    assert ids.shape == (0, 3) and scores.shape == (0, 3)
+
+
+def test_cosine_zero_vectors_score_zero():
+    docs = np.array([[0, 0], [1, 0], [-1, 0]], np.float32)
+    index = FlatIndex(docs, metric="cosine")
+    ids, scores = index.search(np.array([[2, 0]], np.float32), k=3)
+    assert ids.tolist() == [[1, 0, 2]] and scores.tolist() == [[1, 0, -1]]
+    ids, scores = index.search(np.zeros((1, 2), np.float32), k=3)
+    assert ids.tolist() == [[0, 1, 2]] and scores.tolist() == [[0, 0, 0]]
+    ids, _ = FlatIndex(docs, metric="cosine", dtype="int8").search(np.array([[2, 0]], np.float32), k=3)
+    assert ids.tolist() == [[1, 0, 2]]
+
+
+def test_torch_tensors_are_used_in_place():
+    torch = pytest.importorskip("torch")
+    docs = torch.randn(100, 8)
+    index = FlatIndex(docs, metric="cosine")
+    assert np.shares_memory(index.vectors, docs.numpy())
+    ids, _ = index.search(docs[:3], k=1)
+    assert ids.ravel().tolist() == [0, 1, 2]
+
+
+def test_save_and_load_map_the_file(tmp_path):
+    rng = np.random.default_rng(5)
+    docs = rng.standard_normal((400, 24)).astype(np.float32)
+    queries = rng.standard_normal((6, 24)).astype(np.float32)
+    names = [f"doc-{i}-é" for i in range(400)]
+    for metric in METRICS:
+        for dtype in DTYPES:
+            index = FlatIndex(docs, metric=metric, dtype=dtype, ids=names)
+            path = tmp_path / f"{metric}-{dtype}.rk"
+            index.save(path)
+            loaded = FlatIndex.load(path)
+            assert (loaded.metric, loaded.dtype, loaded.doc_ids) == (metric, dtype, names)
+            assert not loaded.vectors.flags.owndata and not loaded.vectors.flags.writeable
+            for a, b in zip(index.search(queries, k=7), loaded.search(queries, k=7)):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_load_refuses_corrupt_and_foreign_files(tmp_path):
+    path = tmp_path / "i.rk"
+    FlatIndex(np.ones((10, 4), np.float32)).save(path)
+    data = bytearray(path.read_bytes())
+    data[-5] ^= 0xFF
+    (tmp_path / "bad.rk").write_bytes(bytes(data))
+    with pytest.raises(rk.FormatError):
+        FlatIndex.load(tmp_path / "bad.rk")
+    (tmp_path / "short.rk").write_bytes(bytes(data[:40]))
+    with pytest.raises(rk.FormatError):
+        FlatIndex.load(tmp_path / "short.rk")
+    rk.save_arrays(tmp_path / "other.rk", {"x": np.arange(3)})
+    with pytest.raises(rk.FormatError, match="dense-flat-index"):
+        FlatIndex.load(tmp_path / "other.rk")
+
+
+def test_to_run_names_documents():
+    index = FlatIndex(np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
+    ids, scores = index.search(np.array([[0, 0, 1]], np.float32), k=5)
+    assert index.to_run(ids, scores, ["q1"]) == {"q1": {"c": 1.0, "a": 0.0, "b": 0.0}}
+    with pytest.raises(ValueError, match="without ids"):
+        FlatIndex(np.eye(3, dtype=np.float32)).to_run(ids, scores, ["q1"])
+
+
+@pytest.mark.parametrize("make,error,match", [
+    (lambda: FlatIndex(np.ones((3, 4), np.float64)), TypeError, "vectors must be float32"),
+    (lambda: FlatIndex(np.ones(4, np.float32)), ValueError, "vectors must be 2-D"),
+    (lambda: FlatIndex(np.ones((3, 8), np.float32)[:, ::2]), ValueError, "C-contiguous"),
+    (lambda: FlatIndex(np.ones((3, 0), np.float32)), ValueError, "at least one dimension"),
+    (lambda: FlatIndex(np.array([[1, np.nan]], np.float32)), ValueError, "NaN or infinity"),
+    (lambda: FlatIndex(np.array([[1, np.inf]], np.float16)), ValueError, "NaN or infinity"),
+    (lambda: FlatIndex(np.ones((3, 4), np.float32), metric="dot"), ValueError, "metric must be"),
+    (lambda: FlatIndex(np.ones((3, 4), np.float32), dtype="int4"), ValueError, "dtype must be"),
+    (lambda: FlatIndex(np.ones((3, 4), np.float16), dtype="int8"), TypeError, "vectors must be float32"),
+    (lambda: FlatIndex(np.ones((3, 4), np.float32), ids=["a"]), ValueError, "ids must name every vector"),
+    (lambda: FlatIndex(np.ones((2, 4), np.float32), ids=["a", "a"]), ValueError, "unique"),
+])
+def test_bad_index_input(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("queries,k,error,match", [
+    (np.ones((2, 5), np.float32), 3, ValueError, "dimension 4"),
+    (np.ones((2, 4), np.float64), 3, TypeError, "queries must be float32"),
+    (np.ones((2, 8), np.float32)[:, ::2], 3, ValueError, "queries must be C-contiguous"),
+    (np.array([[np.nan, 0, 0, 0]], np.float32), 3, ValueError, "NaN or infinity"),
+    (np.ones((2, 4), np.float32), 0, ValueError, "k must be >= 1"),
+    (np.ones((2, 4), np.float32), 2.5, TypeError, "k must be an int"),
+    ([[1.0, 2.0, 3.0, 4.0]], 1, TypeError, "queries"),
+])
+def test_bad_search_input(queries, k, error, match):
+    index = FlatIndex(np.ones((3, 4), np.float32))
+    with pytest.raises(error, match=match):
+        index.search(queries, k=k)
+
+
+# ---- faiss parity ------------------------------------------------------------
+
+def test_flat_matches_faiss_flat_ip(scifact_embeddings):
+    docs, queries = scifact_embeddings["docs"], scifact_embeddings["queries"]
+    ids, scores = FlatIndex(docs).search(queries, k=100)
+    flat = faiss.IndexFlatIP(docs.shape[1])
+    flat.add(docs)
+    f_scores, f_ids = flat.search(queries, 100)
+    np.testing.assert_allclose(scores, f_scores, rtol=0, atol=2e-6)
+    # Same ids where the scores are not tied within rounding.
+    distinct = np.abs(np.diff(f_scores, axis=1)) > 1e-5
+    mismatch = (ids != f_ids) & np.concatenate([distinct, distinct[:, -1:]], axis=1)
+    assert mismatch.sum() <= 0.001 * ids.size
+    assert (ids[:, 0] == f_ids[:, 0]).mean() > 0.99
+
+
+def test_flat_matches_faiss_l2_on_random_data():
+    rng = np.random.default_rng(1)
+    docs = rng.standard_normal((3000, 32)).astype(np.float32)
+    queries = rng.standard_normal((40, 32)).astype(np.float32)
+    ids, scores = FlatIndex(docs, metric="l2").search(queries, k=10)
+    flat = faiss.IndexFlatL2(32)
+    flat.add(docs)
+    f_dist, f_ids = flat.search(queries, 10)
+    np.testing.assert_array_equal(ids, f_ids)
+    np.testing.assert_allclose(-scores, f_dist, rtol=1e-5, atol=1e-4)
+
+
+def test_int8_recall_on_real_embeddings(scifact_embeddings):
+    docs, queries = scifact_embeddings["docs"], scifact_embeddings["queries"]
+    exact, _ = FlatIndex(docs).search(queries, k=10)
+    approx, _ = FlatIndex(docs, dtype="int8").search(queries, k=10)
+    recall = np.mean([len(set(a) & set(b)) / 10 for a, b in zip(exact, approx)])
+    assert recall >= 0.99
+
+
+def test_faiss_index_wraps_factory_strings():
+    rng = np.random.default_rng(4)
+    docs = rng.standard_normal((2000, 16)).astype(np.float32)
+    queries = rng.standard_normal((10, 16)).astype(np.float32)
+    exact_ids, exact_scores = FlatIndex(docs, metric="l2").search(queries, k=5)
+    ivf = FaissIndex("IVF16,Flat", dim=16, metric="l2", ids=[str(i) for i in range(2000)])
+    ivf.train(docs)
+    ivf.add(docs)
+    ids, scores = ivf.search(queries, k=5, nprobe=16)  # every list probed: exact
+    np.testing.assert_array_equal(ids, exact_ids)
+    np.testing.assert_allclose(scores, exact_scores, rtol=1e-4, atol=1e-3)
+    assert ivf.to_run(ids, scores, [f"q{i}" for i in range(10)])["q0"] == {
+        str(d): s for d, s in zip(ids[0].tolist(), scores[0].tolist())}
+    hnsw = FaissIndex(faiss.IndexHNSWFlat(16, 16, faiss.METRIC_INNER_PRODUCT), metric="cosine")
+    hnsw.add(docs)
+    h_ids, _ = hnsw.search(queries, k=1, efSearch=256)
+    c_ids, _ = FlatIndex(docs, metric="cosine").search(queries, k=1)
+    assert (h_ids == c_ids).mean() >= 0.9
+
+
+def test_faiss_index_pads_like_flat_index():
+    index = FaissIndex("Flat", dim=2)
+    index.add(np.eye(2, dtype=np.float32))
+    ids, scores = index.search(np.array([1, 0], np.float32), k=3)
+    assert ids.tolist() == [[0, 1, -1]] and np.isneginf(scores[0, 2])
+
+
+@pytest.mark.parametrize("call,error,match", [
+    (lambda: FaissIndex("Flat"), ValueError, "needs dim"),
+    (lambda: FaissIndex(42), TypeError, "faiss.Index or a factory string"),
+    (lambda: FaissIndex(faiss.IndexFlatL2(4), metric="ip"), ValueError, "metric"),
+    (lambda: FaissIndex("Flat", dim=4).add(np.ones((2, 4))), TypeError, "float32"),
+    (lambda: FaissIndex("Flat", dim=4).add(np.ones((2, 3), np.float32)), ValueError, r"shape \(n, 4\)"),
+    (lambda: FaissIndex("IVF4,Flat", dim=4).add(np.ones((2, 4), np.float32)), ValueError, "trained"),
+    (lambda: FaissIndex("Flat", dim=4).search(np.ones((1, 4), np.float32), k=0), ValueError, "k must be"),
+])
+def test_faiss_index_bad_input(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
