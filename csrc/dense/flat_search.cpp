@@ -11,9 +11,16 @@
 #include "core/parallel.h"
 #include "sparse/topk_queue.h"
 
-// The kernels below return vectors only to force-inlined callers, so the
-// ABI note GCC gives for vector returns does not apply.
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+// The kernels return vectors only to force-inlined callers, so the ABI note
+// GCC gives for vector returns does not apply.
 #pragma GCC diagnostic ignored "-Wpsabi"
+// GCC 12 flags the deliberately undefined vectors inside its own AVX-512
+// headers (_mm512_undefined_*) as maybe-uninitialized: a known false positive.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace ragkernels::dense {
 namespace {
@@ -21,116 +28,13 @@ namespace {
 using sparse::ScoredDoc;
 using sparse::TopKQueue;
 
-// The scan is written once with GCC vector extensions and compiled three
-// times: for AVX-512, for AVX2 and for the baseline (SSE2 on x86-64, NEON on
-// aarch64); the best one the processor supports is picked at run time. The
-// kernels are force-inlined into each target-specific entry point, so every
-// copy is compiled for its own instruction set.
-#define RK_INLINE inline __attribute__((always_inline))
-
-using V4 = float __attribute__((vector_size(16)));
-using V8 = float __attribute__((vector_size(32)));
-using V16 = float __attribute__((vector_size(64)));
-
-template <typename V>
-constexpr int kLanes = sizeof(V) / sizeof(float);
-
-// W elements of T, loaded in one go. (Spelled out per width: GCC ignores
-// vector_size on a type that depends on a template parameter.)
-using I8x4 = int8_t __attribute__((vector_size(4)));
-using I8x8 = int8_t __attribute__((vector_size(8)));
-using I8x16 = int8_t __attribute__((vector_size(16)));
-using H4 = _Float16 __attribute__((vector_size(8)));
-using H8 = _Float16 __attribute__((vector_size(16)));
-using H16 = _Float16 __attribute__((vector_size(32)));
-template <typename V, typename T>
-struct Packed;
-template <typename V>
-struct Packed<V, float> {
-  using type = V;
-};
-template <>
-struct Packed<V4, int8_t> {
-  using type = I8x4;
-};
-template <>
-struct Packed<V8, int8_t> {
-  using type = I8x8;
-};
-template <>
-struct Packed<V16, int8_t> {
-  using type = I8x16;
-};
-template <>
-struct Packed<V4, _Float16> {
-  using type = H4;
-};
-template <>
-struct Packed<V8, _Float16> {
-  using type = H8;
-};
-template <>
-struct Packed<V16, _Float16> {
-  using type = H16;
-};
-
-// W consecutive elements of T at p (any alignment), as float lanes.
-template <typename V, typename T>
-RK_INLINE V load(const T* p) {
-  typename Packed<V, T>::type raw;
-  std::memcpy(&raw, p, sizeof(raw));
-  if constexpr (std::is_same_v<T, float>) {
-    return raw;
-  } else {
-    return __builtin_convertvector(raw, V);
-  }
-}
-
-RK_INLINE float hsum(V4 v) { return (v[0] + v[2]) + (v[1] + v[3]); }
-RK_INLINE float hsum(V8 v) {
-  return hsum(V4(__builtin_shufflevector(v, v, 0, 1, 2, 3)) + V4(__builtin_shufflevector(v, v, 4, 5, 6, 7)));
-}
-RK_INLINE float hsum(V16 v) {
-  return hsum(V8(__builtin_shufflevector(v, v, 0, 1, 2, 3, 4, 5, 6, 7)) +
-              V8(__builtin_shufflevector(v, v, 8, 9, 10, 11, 12, 13, 14, 15)));
-}
-
 template <typename T>
-RK_INLINE float to_float(T x) {
+inline float to_float(T x) {
   return static_cast<float>(x);
 }
 
-// Dot products of MR rows with NR queries, written to out[i * NR + j]. Each
-// product accumulates W-lane partial sums in dimension order, then adds the
-// lanes in a fixed tree and the tail in order: the same sequence for every
-// (row, query) pair, whatever MR and NR, so a score never depends on which
-// tile computed it.
-template <typename V, typename T, int MR, int NR>
-RK_INLINE void dot_tile(const T* const* rows, const float* const* queries, int64_t dim, float* out) {
-  constexpr int W = kLanes<V>;
-  V acc[MR][NR];
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) acc[i][j] = V{};
-  int64_t d = 0;
-  for (; d + W <= dim; d += W) {
-    V q[NR];
-    for (int j = 0; j < NR; ++j) q[j] = load<V>(queries[j] + d);
-    for (int i = 0; i < MR; ++i) {
-      const V x = load<V, T>(rows[i] + d);
-      for (int j = 0; j < NR; ++j) acc[i][j] += x * q[j];
-    }
-  }
-  for (int i = 0; i < MR; ++i) {
-    for (int j = 0; j < NR; ++j) {
-      float s = hsum(acc[i][j]);
-      for (int64_t t = d; t < dim; ++t) s = std::fma(to_float(rows[i][t]), queries[j][t], s);
-      out[i * NR + j] = s;
-    }
-  }
-}
-
-// What one part of the scan needs; every pointer is shared and read-only
-// except the queues (one per query of the part) and the scratch rows.
+// What one part of the scan needs: everything is shared and read-only
+// except the queues (one per query of the part).
 struct ScanJob {
   const FlatVectors* vectors;
   const float* queries;  // nq x dim, contiguous
@@ -139,11 +43,9 @@ struct ScanJob {
   const float* query_offset;
 };
 
-constexpr int64_t kBlockRows = 64;  // rows scanned together: 64 x 768 floats stay in L2
-
 // Turns tile dot products into scores and offers them to the queues.
-RK_INLINE void offer(const ScanJob& job, const float* dots, int mr, int nr, int64_t row0, int64_t q0,
-                     TopKQueue* queues) {
+inline void offer(const ScanJob& job, const float* dots, int mr, int nr, int64_t row0, int64_t q0,
+                  TopKQueue* queues) {
   const FlatVectors& v = *job.vectors;
   for (int j = 0; j < nr; ++j) {
     const int64_t q = q0 + j;
@@ -165,99 +67,54 @@ RK_INLINE void offer(const ScanJob& job, const float* dots, int mr, int nr, int6
   }
 }
 
-// Scores `count` rows starting at row `row0`, stored from `base` on (R: the
-// stored type, or float for a converted block), against every query.
-template <typename V, typename R, int MR, int NR>
-RK_INLINE void scan_block(const ScanJob& job, const R* base, int64_t row0, int64_t count, TopKQueue* queues) {
-  const int64_t dim = job.vectors->dim;
-  float dots[MR * NR];
-  for (int64_t q0 = 0; q0 < job.nq; q0 += NR) {
-    const int nr = static_cast<int>(std::min<int64_t>(NR, job.nq - q0));
-    const float* qs[NR];
-    for (int j = 0; j < NR; ++j) qs[j] = job.queries + (q0 + std::min(j, nr - 1)) * dim;
-    for (int64_t r = 0; r < count; r += MR) {
-      const int mr = static_cast<int>(std::min<int64_t>(MR, count - r));
-      if (mr == MR && nr == NR) {
-        const R* rows[MR];
-        for (int i = 0; i < MR; ++i) rows[i] = base + (r + i) * dim;
-        dot_tile<V, R, MR, NR>(rows, qs, dim, dots);
-        offer(job, dots, MR, NR, row0 + r, q0, queues);
-        continue;
-      }
-      // Ragged edges: one pair at a time, through the same arithmetic.
-      for (int i = 0; i < mr; ++i) {
-        const R* row[1] = {base + (r + i) * dim};
-        for (int j = 0; j < nr; ++j) {
-          const float* query[1] = {qs[j]};
-          float dot;
-          dot_tile<V, R, 1, 1>(row, query, dim, &dot);
-          offer(job, &dot, 1, 1, row0 + r + i, q0 + j, queues);
-        }
-      }
-    }
-  }
-}
-
-// Scans rows [begin, end) against every query of the job, a block of rows at
-// a time. A block is converted to float32 once when several query groups
-// will read it (the conversion is exact, so the scores are the same).
-template <typename V, typename T, int MR, int NR>
-RK_INLINE void scan_rows(const ScanJob& job, int64_t begin, int64_t end, TopKQueue* queues) {
-  const int64_t dim = job.vectors->dim;
-  const T* data = static_cast<const T*>(job.vectors->data);
-  const bool convert = !std::is_same_v<T, float> && job.nq > NR;
-  std::vector<float> scratch(convert ? static_cast<size_t>(kBlockRows * dim) : 0);
-  for (int64_t block = begin; block < end; block += kBlockRows) {
-    const int64_t count = std::min(end - block, kBlockRows);
-    if (convert) {
-      const T* src = data + block * dim;
-      for (int64_t t = 0; t < count * dim; ++t) scratch[t] = to_float(src[t]);
-      scan_block<V, float, MR, NR>(job, scratch.data(), block, count, queues);
-    } else {
-      scan_block<V, T, MR, NR>(job, data + block * dim, block, count, queues);
-    }
-  }
-}
-
-template <typename V, int MR, int NR>
-RK_INLINE void scan_dispatch(const ScanJob& job, int64_t begin, int64_t end, TopKQueue* queues) {
-  switch (job.vectors->storage) {
-    case Storage::kFloat32:
-      return scan_rows<V, float, MR, NR>(job, begin, end, queues);
-    case Storage::kFloat16:
-      return scan_rows<V, _Float16, MR, NR>(job, begin, end, queues);
-    case Storage::kInt8:
-      return scan_rows<V, int8_t, MR, NR>(job, begin, end, queues);
-  }
-}
-
-// Tile shapes: MR x NR accumulators plus MR + NR operands must fit the
-// register file (32 zmm for AVX-512, 16 ymm for AVX2, 16 xmm for SSE2).
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-__attribute__((target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c"))) void scan_avx512(
-    const ScanJob& job, int64_t begin, int64_t end, TopKQueue* queues) {
-  scan_dispatch<V16, 4, 4>(job, begin, end, queues);
-}
-__attribute__((target("avx2,fma,f16c"))) void scan_avx2(const ScanJob& job, int64_t begin, int64_t end,
-                                                          TopKQueue* queues) {
-  scan_dispatch<V8, 4, 2>(job, begin, end, queues);
-}
-#endif
-void scan_baseline(const ScanJob& job, int64_t begin, int64_t end, TopKQueue* queues) {
-  scan_dispatch<V4, 4, 2>(job, begin, end, queues);
-}
-
 using ScanFn = void (*)(const ScanJob&, int64_t, int64_t, TopKQueue*);
 
-ScanFn pick_scan() {
+}  // namespace
+
+// The scan kernel (scan_kernel.inc) is compiled once per instruction set, in
+// its own namespace, under `#pragma GCC target`; the best one the processor
+// supports is picked at run time. One binary runs on any x86-64 (or aarch64,
+// where the baseline copy is NEON).
+#define RK_ISA_BASELINE 0
+#define RK_ISA_AVX2 1
+#define RK_ISA_AVX512 2
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define RK_DENSE_X86 1
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")
+#define RK_ISA RK_ISA_AVX512
+namespace avx512 {
+#include "dense/scan_kernel.inc"
+}  // namespace avx512
+#undef RK_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#define RK_ISA RK_ISA_AVX2
+namespace avx2 {
+#include "dense/scan_kernel.inc"
+}  // namespace avx2
+#undef RK_ISA
+#pragma GCC pop_options
+#endif
+#define RK_ISA RK_ISA_BASELINE
+namespace baseline {
+#include "dense/scan_kernel.inc"
+}  // namespace baseline
+#undef RK_ISA
+
+namespace {
+
+ScanFn pick_scan() {
+#ifdef RK_DENSE_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return scan_avx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return scan_avx2;
+    return avx512::scan;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    return avx2::scan;
 #endif
-  return scan_baseline;
+  return baseline::scan;
 }
 
 // Queries per pass: the queues of a pass hold parts x queries x k entries.

@@ -1,0 +1,214 @@
+"""Exact dense search side by side: ragkernels FlatIndex vs faiss IndexFlatIP vs numpy / torch matmul + top-k.
+
+Corpora (inner product, k = 100):
+
+* ``scifact``: all-MiniLM-L6-v2 embeddings of BEIR SciFact (5,183 x 384) and
+  its 1,109 queries (made by rk.hf.Encoder, cached in --cache);
+* ``sweep``: 200,000 x 384 standard-normal vectors, every batch size
+  1, 2, 4, ... 1,024, ours (float32) vs faiss only;
+* ``1M-384`` and ``1M-768``: 1,000,000 x 384 / 768 standard-normal vectors,
+  batches 1, 16, 256 (and 1,024 on 384), every library, our three dtypes.
+
+Each (corpus, threads) pair sets the threads of every library (1 and all
+cores): rk.set_num_threads, faiss.omp_set_num_threads, threadpoolctl for
+numpy's BLAS, torch.set_num_threads. Rows give the median and p99 of
+`repeat` calls after a warm-up call, queries/s, ``x_vs_faiss`` (faiss median
+/ ours) and, for single queries, the scan's read rate as a fraction of the
+machine's read bandwidth, measured in the same run (numpy max() over a 2 GiB
+array split across the threads). int8 rows report Recall@10 against exact
+float32 results. The parent checks that our float32 ids equal faiss's where
+scores are not tied. numpy/torch peers materialize the (batch x corpus) score
+matrix; they are skipped where it would exceed 4 GiB. Run:
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_dense.py
+
+(``--quick``: 100,000-vector corpora and fewer batches.)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Dict, List
+
+import numpy as np
+
+from _common import data_dir, machine, time_calls, versions, write_results
+
+K = 100
+
+
+def read_bandwidth_gbs(threads: int, gib: float = 2.0, repeat: int = 5) -> float:
+    """Read rate of numpy max() over a `gib` array split in `threads` slices (GB/s, best of `repeat`)."""
+    x = np.ones(int(gib * 2**30) // 4, dtype=np.float32)
+    slices = np.array_split(x, threads)
+    best = float("inf")
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(repeat):
+            start = time.perf_counter()
+            list(pool.map(np.max, slices))
+            best = min(best, time.perf_counter() - start)
+    return x.nbytes / best / 1e9
+
+
+def set_threads(n: int) -> None:
+    import faiss
+    import torch
+    import ragkernels as rk
+
+    rk.set_num_threads(n)
+    faiss.omp_set_num_threads(n)
+    torch.set_num_threads(n)
+
+
+def numpy_search(docs: np.ndarray, queries: np.ndarray, k: int):
+    scores = queries @ docs.T
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    top = np.take_along_axis(scores, part, 1)
+    order = np.argsort(-top, axis=1, kind="stable")
+    return np.take_along_axis(part, order, 1), np.take_along_axis(top, order, 1)
+
+
+def recall_at_10(exact: np.ndarray, approx: np.ndarray) -> float:
+    return float(np.mean([len(set(a[:10]) & set(b[:10])) / 10 for a, b in zip(exact, approx)]))
+
+
+def scifact_vectors(cache: str):
+    import ragkernels as rk
+
+    path = os.path.join(cache, "scifact-minilm.npz")
+    if os.path.exists(path):
+        saved = np.load(path)
+        return saved["docs"], saved["queries"]
+    ds = rk.data.load_beir(data_dir() / "beir" / "scifact")
+    queries = rk.data.read_queries(data_dir() / "beir" / "scifact" / "queries.jsonl")
+    encoder = rk.hf.Encoder()
+    docs = encoder.encode(ds.corpus.full_texts(), show_progress=True)
+    q = encoder.encode(queries.texts, show_progress=True)
+    os.makedirs(cache, exist_ok=True)
+    np.savez(path, docs=docs, queries=q)
+    return docs, q
+
+
+def bench_corpus(name: str, docs: np.ndarray, queries: np.ndarray, batches: List[int], dtypes: List[str],
+                 peers: List[str], thread_counts: List[int], bandwidth: Dict[int, float],
+                 repeat: int) -> List[Dict[str, object]]:
+    import faiss
+    import torch
+    from threadpoolctl import threadpool_limits
+    import ragkernels as rk
+
+    rows: List[Dict[str, object]] = []
+    n, dim = docs.shape
+    flat = faiss.IndexFlatIP(dim)
+    flat.add(docs)
+    ours = {dt: rk.dense.FlatIndex(docs, metric="ip", dtype=dt) for dt in dtypes}
+    docs_t = torch.from_numpy(docs)
+    for threads in thread_counts:
+        set_threads(threads)
+        for batch in batches:
+            q = queries[:batch] if batch <= len(queries) else np.resize(queries, (batch, dim))
+            q = np.ascontiguousarray(q)
+            reps = repeat if batch * n <= 64 * 10**6 else max(3, repeat // 2)
+            common = {"corpus": name, "n": n, "dim": dim, "threads": threads, "batch": batch}
+            f_time = time_calls(lambda: flat.search(q, K), reps)
+            f_scores, f_ids = flat.search(q, K)
+            timings = {"faiss IndexFlatIP": (f_time, n * dim * 4)}
+            exact_ids = None
+            for dt, index in ours.items():
+                t = time_calls(lambda: index.search(q, k=K), reps)
+                ids, scores = index.search(q, k=K)
+                extra = {}
+                if dt == "float32":
+                    exact_ids = ids
+                    tied = np.abs(np.diff(f_scores, axis=1)) > 1e-5
+                    untied = np.concatenate([tied, tied[:, -1:]], axis=1)
+                    mismatches = int(((ids != f_ids) & untied).sum())
+                    max_diff = float(np.abs(scores - f_scores).max())
+                    extra = {"id_mismatch_vs_faiss": mismatches, "max_score_diff": max_diff}
+                elif exact_ids is not None:
+                    extra = {"recall@10": recall_at_10(exact_ids, ids)}
+                timings[f"ragkernels {dt}"] = (t, index.nbytes)
+                rows.append({**common, "library": f"ragkernels {dt}", **extra})
+            score_bytes = batch * n * 4
+            if "numpy" in peers and score_bytes <= 4 * 2**30:
+                with threadpool_limits(threads):
+                    timings["numpy matmul+argpartition"] = (time_calls(lambda: numpy_search(docs, q, K), reps),
+                                                            docs.nbytes)
+                rows.append({**common, "library": "numpy matmul+argpartition"})
+            if "torch" in peers and score_bytes <= 4 * 2**30:
+                q_t = torch.from_numpy(q)
+                timings["torch matmul+topk"] = (time_calls(lambda: torch.topk(q_t @ docs_t.T, K, dim=1), reps),
+                                                docs.nbytes)
+                rows.append({**common, "library": "torch matmul+topk"})
+            rows.append({**common, "library": "faiss IndexFlatIP"})
+            for row in rows[-(len(timings)):]:
+                t, nbytes = timings[row["library"]]
+                row.update({"median_ms": t["median_s"] * 1e3, "p99_ms": t["p99_s"] * 1e3,
+                            "queries_per_s": batch / t["median_s"], "index_mib": nbytes / 2**20,
+                            "x_vs_faiss": f_time["median_s"] / t["median_s"]})
+                if batch == 1:
+                    gbs = nbytes / t["median_s"] / 1e9
+                    row["scan_gb_s"] = gbs
+                    row["fraction_of_bandwidth"] = gbs / bandwidth[threads]
+                print({k: row[k] for k in ("corpus", "threads", "batch", "library", "median_ms", "x_vs_faiss")},
+                      flush=True)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "ragkernels-bench"))
+    parser.add_argument("--corpora", default="scifact,sweep,1M-384,1M-768")
+    args = parser.parse_args()
+
+    cores = os.cpu_count() or 1
+    thread_counts = sorted({1, cores})
+    bandwidth = {t: read_bandwidth_gbs(t) for t in thread_counts}
+    print("read bandwidth GB/s:", bandwidth, flush=True)
+    rng = np.random.default_rng(0)
+    size = 100_000 if args.quick else 1_000_000
+    rows: List[Dict[str, object]] = []
+    wanted = args.corpora.split(",")
+    all_dtypes = ["float32", "float16", "int8"]
+    if "scifact" in wanted:
+        docs, queries = scifact_vectors(args.cache)
+        rows += bench_corpus("scifact", docs, queries, [1, 16, 300, 1109], all_dtypes, ["numpy", "torch"],
+                             thread_counts, bandwidth, args.repeat)
+    if "sweep" in wanted:
+        n = 20_000 if args.quick else 200_000
+        docs = rng.standard_normal((n, 384), dtype=np.float32)
+        queries = rng.standard_normal((1024, 384), dtype=np.float32)
+        batches = [1, 4, 16, 64, 256, 1024] if args.quick else [2**i for i in range(11)]
+        rows += bench_corpus("sweep", docs, queries, batches, ["float32"], [], thread_counts, bandwidth,
+                             args.repeat)
+    for dim in (384, 768):
+        name = f"1M-{dim}"
+        if name not in wanted:
+            continue
+        docs = rng.standard_normal((size, dim), dtype=np.float32)
+        queries = rng.standard_normal((1024, dim), dtype=np.float32)
+        batches = [1, 16, 256, 1024] if dim == 384 else [1, 16, 256]
+        rows += bench_corpus(f"{size // 1000}k-{dim}", docs, queries, batches, all_dtypes, ["numpy", "torch"],
+                             thread_counts, bandwidth, max(3, args.repeat - 2))
+        del docs
+
+    meta = {
+        "machine": machine(),
+        "versions": versions({"ragkernels": "ragkernels", "faiss": "faiss-cpu", "numpy": "numpy", "torch": "torch"}),
+        "k": K,
+        "read_bandwidth_gb_s": bandwidth,
+        "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_dense.py"
+                   + (" --quick" if args.quick else ""),
+    }
+    columns = ["corpus", "threads", "batch", "library", "median_ms", "p99_ms", "queries_per_s", "x_vs_faiss",
+               "scan_gb_s", "fraction_of_bandwidth", "recall@10", "id_mismatch_vs_faiss", "index_mib"]
+    print(write_results("dense" + ("-quick" if args.quick else ""), rows, columns, meta))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
