@@ -239,6 +239,12 @@ class FlatIndex:
         row_scale = arrays.get("row_scale")
         if row_scale is None and DTYPES[dtype] == "int8" and METRICS[metric] == "ip":
             row_scale = arrays.get("scales")  # saved once: the same array
+        needed = {"scales": DTYPES[dtype] == "int8", "row_scale": DTYPES[dtype] == "int8" or metric != 0,
+                  "row_offset": METRICS[metric] == "l2"}
+        for name, array in (("scales", arrays.get("scales")), ("row_scale", row_scale),
+                            ("row_offset", arrays.get("row_offset"))):
+            if needed[name] and (array is None or array.dtype != np.float32 or array.shape != (n,)):
+                raise _core.FormatError(f"{os.fspath(path)}: section '{name}' must hold {n} float32")
         index = cls.__new__(cls)
         index._init(vectors.reshape(n, dim), arrays.get("scales"), row_scale,
                     arrays.get("row_offset"), METRICS[metric], DTYPES[dtype], ids)
