@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/topk.cuh"
+#include "dense/flat_search.cuh"
 #include "dlpack_abi.h"
 
 namespace py = pybind11;
@@ -49,16 +50,19 @@ struct Owned {
   std::vector<int64_t> shape;
 };
 
-// A (rows, cols) device buffer handed out as a "dltensor" capsule.
-py::capsule new_device_matrix(int64_t rows, int64_t cols, RkDLDataType dtype, int device, void** data) {
+// A device buffer of `shape` handed out as a "dltensor" capsule.
+py::capsule new_device_array(std::vector<int64_t> shape, RkDLDataType dtype, int device, void** data) {
   auto* owned = new Owned;
-  owned->shape = {rows, cols};
-  const size_t bytes = static_cast<size_t>(rows * cols) * (dtype.bits / 8);
+  owned->shape = std::move(shape);
+  int64_t count = 1;
+  for (int64_t extent : owned->shape) count *= extent;
+  const size_t bytes = static_cast<size_t>(count) * (dtype.bits / 8);
   if (cudaMalloc(data, bytes == 0 ? 1 : bytes) != cudaSuccess) {
     delete owned;
     throw std::runtime_error("ragkernels._cuda: out of device memory");
   }
-  owned->managed.dl_tensor = RkDLTensor{*data, {kRkDLCUDA, device}, 2, dtype, owned->shape.data(), nullptr, 0};
+  owned->managed.dl_tensor = RkDLTensor{*data, {kRkDLCUDA, device}, static_cast<int32_t>(owned->shape.size()),
+                                        dtype, owned->shape.data(), nullptr, 0};
   owned->managed.manager_ctx = owned;
   owned->managed.deleter = [](RkDLManagedTensor* self) {
     cudaFree(self->dl_tensor.data);
@@ -71,6 +75,10 @@ py::capsule new_device_matrix(int64_t rows, int64_t cols, RkDLDataType dtype, in
       m->deleter(m);
     }
   });
+}
+
+py::capsule new_device_matrix(int64_t rows, int64_t cols, RkDLDataType dtype, int device, void** data) {
+  return new_device_array({rows, cols}, dtype, device, data);
 }
 
 py::tuple topk(py::handle scores_obj, int64_t k) {
@@ -103,6 +111,160 @@ py::tuple topk(py::handle scores_obj, int64_t k) {
   return py::make_tuple(ids_cap, top_cap);
 }
 
+// ------------------------------------------------------------ dense ------
+namespace rkd = ragkernels::cuda::dense;
+
+// Scratch device memory, freed on every path out of the call.
+struct DeviceScratch {
+  void* data = nullptr;
+  DeviceScratch(size_t bytes, const char* op) {
+    if (cudaMalloc(&data, std::max<size_t>(bytes, 1)) != cudaSuccess)
+      throw std::runtime_error(std::string(op) + ": out of device memory for " + std::to_string(bytes) +
+                               " bytes of workspace");
+  }
+  ~DeviceScratch() { cudaFree(data); }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+};
+
+const char* dtype_name(const RkDLDataType& t) {
+  if (t.lanes != 1) return "a vector dtype";
+  if (t.code == kRkDLFloat)
+    return t.bits == 32 ? "float32" : t.bits == 16 ? "float16" : t.bits == 64 ? "float64" : "float";
+  if (t.code == kRkDLInt) return t.bits == 8 ? "int8" : t.bits == 32 ? "int32" : t.bits == 64 ? "int64" : "int";
+  return t.code == kRkDLUInt ? "an unsigned dtype" : "an unknown dtype";
+}
+
+bool is_dtype(const RkDLTensor& t, uint8_t code, uint8_t bits) {
+  return t.dtype.code == code && t.dtype.bits == bits && t.dtype.lanes == 1;
+}
+
+const char* data_ptr(const RkDLTensor& t) { return static_cast<const char*>(t.data) + t.byte_offset; }
+
+rkd::Metric parse_metric(const std::string& metric) {
+  if (metric == "ip") return rkd::Metric::kInnerProduct;
+  if (metric == "cosine") return rkd::Metric::kCosine;
+  if (metric == "l2") return rkd::Metric::kL2;
+  throw ValueError("dense_search: metric must be 'ip', 'cosine' or 'l2', got '" + metric + "'");
+}
+
+// The documents: a CUDA (n, dim) C-contiguous float32 / float16 / int8 tensor.
+rkd::DeviceFlatVectors as_vectors(const RkDLTensor& d, rkd::Metric metric, const char* op) {
+  RK_CHECK_ARG(d.ndim == 2, op, ": docs must be 2-D (n, dim), got ", d.ndim, "-D");
+  RK_CHECK_TYPE(is_dtype(d, kRkDLFloat, 32) || is_dtype(d, kRkDLFloat, 16) || is_dtype(d, kRkDLInt, 8), op,
+                ": docs must be float32, float16 or int8, got ", dtype_name(d.dtype));
+  RK_CHECK_ARG(c_contiguous(d), op, ": docs must be C-contiguous; call .contiguous()");
+  RK_CHECK_ARG(d.shape[1] >= 1, op, ": docs must have dim >= 1, got shape (", d.shape[0], ", ", d.shape[1], ")");
+  RK_CHECK_ARG(d.shape[0] < (int64_t(1) << 32), op, ": more than 2^32 - 1 docs are not supported");
+  rkd::DeviceFlatVectors v;
+  v.storage = d.dtype.code == kRkDLInt ? rkd::Storage::kInt8
+              : d.dtype.bits == 16    ? rkd::Storage::kFloat16
+                                      : rkd::Storage::kFloat32;
+  v.metric = metric;
+  v.rows = d.shape[0];
+  v.dim = d.shape[1];
+  v.data = data_ptr(d);
+  return v;
+}
+
+// An optional (n,) float32 per-doc term on the docs' device.
+const float* optional_row_terms(py::handle obj, py::object& capsule, int64_t n, int device, const char* op,
+                                const char* arg) {
+  if (obj.is_none()) return nullptr;
+  const RkDLTensor& t = borrow(obj, capsule, op, arg);
+  RK_CHECK_TYPE(is_dtype(t, kRkDLFloat, 32), op, ": ", arg, " must be float32, got ", dtype_name(t.dtype));
+  RK_CHECK_ARG(t.ndim == 1 && t.shape[0] == n && c_contiguous(t), op, ": ", arg,
+               " must be a contiguous (n,) = (", n, ",) tensor");
+  RK_CHECK_ARG(t.device.device_id == device, op, ": ", arg, " must be on the docs' device cuda:", device);
+  return reinterpret_cast<const float*>(data_ptr(t));
+}
+
+// Raises ValueError when `t` (float32 / float16) holds a NaN or inf.
+void check_finite(const RkDLTensor& t, rkd::Storage storage, const char* op, const char* arg) {
+  int64_t count = 1;
+  for (int d = 0; d < t.ndim; ++d) count *= t.shape[d];
+  DeviceScratch flag(sizeof(int), op);
+  cudaError_t status = cudaMemsetAsync(flag.data, 0, sizeof(int), nullptr);
+  if (status == cudaSuccess)
+    status = rkd::any_non_finite(data_ptr(t), storage, count, static_cast<int*>(flag.data), nullptr);
+  int found = 0;
+  if (status == cudaSuccess) status = cudaMemcpy(&found, flag.data, sizeof(int), cudaMemcpyDeviceToHost);
+  check_cuda(status, op);
+  RK_CHECK_ARG(found == 0, op, ": ", arg, " contain NaN or inf");
+}
+
+constexpr int64_t kGemmMinQueries = 8;  // below, the fused scan reads the corpus few enough times
+
+py::tuple dense_search(py::handle queries_obj, py::handle docs_obj, int64_t k, const std::string& metric_name,
+                       py::handle row_scale_obj, py::handle row_offset_obj, py::object use_gemm_obj,
+                       bool check_finite_docs) {
+  const char* op = "dense_search";
+  py::object q_cap, d_cap, s_cap, o_cap;
+  const RkDLTensor& q = borrow(queries_obj, q_cap, op, "queries");
+  const RkDLTensor& d = borrow(docs_obj, d_cap, op, "docs");
+  rkd::DeviceFlatVectors v = as_vectors(d, parse_metric(metric_name), op);
+  RK_CHECK_TYPE(is_dtype(q, kRkDLFloat, 32), op, ": queries must be float32, got ", dtype_name(q.dtype));
+  RK_CHECK_ARG(q.ndim == 2, op, ": queries must be 2-D (n_queries, dim), got ", q.ndim, "-D");
+  RK_CHECK_ARG(c_contiguous(q), op, ": queries must be C-contiguous; call .contiguous()");
+  RK_CHECK_ARG(q.shape[1] == v.dim, op, ": queries have dim ", q.shape[1], ", docs have dim ", v.dim);
+  RK_CHECK_ARG(q.device.device_id == d.device.device_id, op, ": queries are on cuda:", q.device.device_id,
+               ", docs on cuda:", d.device.device_id);
+  RK_CHECK_ARG(k >= 1, op, ": k must be >= 1, got ", k);
+  const int device = d.device.device_id;
+  v.row_scale = optional_row_terms(row_scale_obj, s_cap, v.rows, device, op, "row_scale");
+  v.row_offset = optional_row_terms(row_offset_obj, o_cap, v.rows, device, op, "row_offset");
+  const int64_t nq = q.shape[0];
+  bool use_gemm = rkd::gemm_available() && nq >= kGemmMinQueries;
+  if (!use_gemm_obj.is_none()) {
+    use_gemm = use_gemm_obj.cast<bool>();
+    RK_CHECK_ARG(!use_gemm || rkd::gemm_available(), op,
+                 ": use_gemm=True, but this build has no cuBLAS (rebuild where CUDA::cublas is found)");
+  }
+  check_cuda(cudaSetDevice(device), op);
+  check_finite(q, rkd::Storage::kFloat32, op, "queries");
+  if (check_finite_docs) check_finite(d, v.storage, op, "docs");
+  void* ids = nullptr;
+  void* scores = nullptr;
+  py::capsule ids_cap = new_device_matrix(nq, k, {kRkDLInt, 64, 1}, device, &ids);
+  py::capsule scores_cap = new_device_matrix(nq, k, {kRkDLFloat, 32, 1}, device, &scores);
+  const size_t bytes = rkd::search_workspace_bytes(v, nq, k, use_gemm);
+  DeviceScratch workspace(bytes, op);
+  std::string error;
+  cudaError_t status = cudaSuccess;
+  {
+    py::gil_scoped_release nogil;
+    error = rkd::search(v, reinterpret_cast<const float*>(data_ptr(q)), nq, k, static_cast<int64_t*>(ids),
+                        static_cast<float*>(scores), workspace.data, bytes, use_gemm, nullptr);
+    if (error.empty()) status = cudaStreamSynchronize(nullptr);
+  }
+  if (!error.empty()) throw std::runtime_error(std::string(op) + ": " + error);
+  check_cuda(status, op);
+  return py::make_tuple(ids_cap, scores_cap);
+}
+
+py::tuple dense_row_terms(py::handle docs_obj, const std::string& metric_name, py::handle int8_scales_obj) {
+  const char* op = "dense_row_terms";
+  py::object d_cap, s_cap;
+  const RkDLTensor& d = borrow(docs_obj, d_cap, op, "docs");
+  rkd::DeviceFlatVectors v = as_vectors(d, parse_metric(metric_name), op);
+  const int device = d.device.device_id;
+  const float* scales = optional_row_terms(int8_scales_obj, s_cap, v.rows, device, op, "int8_scales");
+  RK_CHECK_ARG((v.storage == rkd::Storage::kInt8) == (scales != nullptr), op,
+               ": int8_scales must be given for int8 docs and only for them");
+  check_cuda(cudaSetDevice(device), op);
+  void* row_scale = nullptr;
+  void* row_offset = nullptr;
+  py::capsule scale_cap = new_device_array({v.rows}, {kRkDLFloat, 32, 1}, device, &row_scale);
+  py::capsule offset_cap = new_device_array({v.rows}, {kRkDLFloat, 32, 1}, device, &row_offset);
+  bool wrote_scale = false, wrote_offset = false;
+  cudaError_t status = rkd::row_terms(v, scales, static_cast<float*>(row_scale), static_cast<float*>(row_offset),
+                                      &wrote_scale, &wrote_offset, nullptr);
+  if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
+  check_cuda(status, op);
+  return py::make_tuple(wrote_scale ? py::object(scale_cap) : py::object(py::none()),
+                        wrote_offset ? py::object(offset_cap) : py::object(py::none()));
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -121,4 +283,17 @@ PYBIND11_MODULE(_cuda, m) {
     return cudaGetDeviceCount(&n) == cudaSuccess ? n : 0;
   });
   m.def("topk", &topk, py::arg("scores"), py::arg("k"));
+  m.def("dense_gemm_available", &rkd::gemm_available,
+        "True when the batched (cuBLAS GEMM + top-k) path of dense_search was built");
+  m.def("dense_search", &dense_search, py::arg("queries"), py::arg("docs"), py::arg("k"), py::arg("metric") = "ip",
+        py::arg("row_scale") = py::none(), py::arg("row_offset") = py::none(), py::arg("use_gemm") = py::none(),
+        py::arg("check_finite_docs") = true,
+        "Exact top-k of docs for each query (csrc/dense/flat_search.h scores and order). queries: CUDA\n"
+        "float32 (nq, dim); docs: CUDA float32/float16/int8 (n, dim); row_scale / row_offset: CUDA float32\n"
+        "(n,) or None (from dense_row_terms). use_gemm: None picks the cuBLAS GEMM path for nq >= 8 when\n"
+        "built. Returns (ids int64 (nq, k), scores float32 (nq, k)) as DLPack capsules, padded -1 / -inf.");
+  m.def("dense_row_terms", &dense_row_terms, py::arg("docs"), py::arg("metric") = "ip",
+        py::arg("int8_scales") = py::none(),
+        "Per-doc (row_scale, row_offset) of `metric` for dense_search, each a CUDA float32 (n,) capsule or\n"
+        "None where the metric needs none.");
 }

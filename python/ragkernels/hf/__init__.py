@@ -3,6 +3,7 @@
 torch and transformers are imported only when a model is loaded or run, so
 importing this package, or ``ragkernels``, never pulls them in.
 """
+from ragkernels.hf.encoder import Encoder, document_text
 from ragkernels.hf.sparse_encoder import SparseEncoder, SparseVectors
 
-__all__ = ["SparseEncoder", "SparseVectors"]
+__all__ = ["Encoder", "SparseEncoder", "SparseVectors", "document_text"]
