@@ -7,7 +7,8 @@ import pytest
 
 @pytest.mark.parametrize("module", ["ragkernels._ops", "ragkernels.metrics", "ragkernels.data.beir",
                                     "ragkernels.sparse", "ragkernels.text", "ragkernels.hf.sparse_encoder",
-                                    "ragkernels.dense", "ragkernels.prf", "ragkernels.hf.encoder"])
+                                    "ragkernels.dense", "ragkernels.fusion", "ragkernels.prf",
+                                    "ragkernels.hf.encoder"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

@@ -376,3 +376,9 @@ def test_quality_equals_bm25s(name):
     b = rk.metrics.evaluate(ds.qrels, theirs, measures).summary
     for m in measures:
         assert a[m] == pytest.approx(b[m], abs=1e-4), m
+
+
+def test_document_frequencies_count_documents_per_term():
+    index = BM25Index.build([["a", "b", "a"], ["b"], ["c", "b"]], ids=["x", "y", "z"])
+    df = dict(zip(index.vocabulary, index.document_frequencies().tolist()))
+    assert df == {"a": 1, "b": 3, "c": 1}

@@ -188,6 +188,12 @@ void bind_sparse(py::module_& m) {
       .def_property_readonly("num_docs", &SparseIndex::num_docs)
       .def_property_readonly("num_terms", &SparseIndex::num_terms)
       .def_property_readonly("num_postings", &SparseIndex::num_postings)
+      .def("document_frequencies", [](const SparseIndex& i) {
+        const auto& df = i.data().term_df;  // documents holding term id t
+        py::array_t<uint32_t> out(static_cast<py::ssize_t>(df.size));
+        std::copy(df.data, df.data + df.size, out.mutable_data());
+        return out;
+      })
       .def_property_readonly("method", [](const SparseIndex& i) { return bm25_method_name(i.data().bm25.method); })
       .def_property_readonly("k1", [](const SparseIndex& i) { return i.data().bm25.k1; })
       .def_property_readonly("b", [](const SparseIndex& i) { return i.data().bm25.b; })

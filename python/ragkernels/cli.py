@@ -5,17 +5,16 @@ corpus; ``ragkernels search INDEX QUERIES RUN`` writes the top-k of each query
 as a TREC run. ``ragkernels eval QRELS RUN`` prints what trec_eval prints
 (``-q``, ``-c``, ``-l``, ``-M``, ``-J``, ``-m`` spelled as trec_eval spells
 them, e.g. ``-m ndcg_cut.10 -l2 -M100``), or JSON with ``--json``.
-``ragkernels demo`` runs the main job (index, search, evaluate) on the small
-corpus shipped inside the package.
+``ragkernels demo`` runs the main job on the small corpus shipped inside the
+package: BM25 and dense retrieval (all-MiniLM-L6-v2, the ``[hf]`` extra), their
+reciprocal-rank fusion, and the evaluation of all three.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-import tempfile
 import time
-from pathlib import Path
 from typing import List, Optional
 
 from ragkernels import __version__, data, metrics, sparse
@@ -108,21 +107,43 @@ def _run_search(args: argparse.Namespace) -> int:
     return 0
 
 
+DEMO_MEASURES = ["ndcg_cut.10", "recall.10,100", "map", "recip_rank", "P.5"]
+
+
 def _run_demo(args: argparse.Namespace) -> int:
+    from ragkernels import dense, fusion, hf
+
     demo = data.load_demo()
-    print(f"ragkernels {__version__}: BM25 over the demo corpus shipped in the package ({data.demo_path()})")
+    texts, queries = demo.corpus.full_texts(), demo.queries
+    print(f"ragkernels {__version__}: BM25 + dense + RRF over the demo corpus shipped in the package "
+          f"({data.demo_path()})")
     start = time.perf_counter()
-    index = sparse.BM25Index.build(demo.corpus.full_texts(), ids=demo.corpus.ids)
-    docs, scores = index.search(demo.queries.texts, k=100)
-    elapsed = time.perf_counter() - start
-    print(f"indexed {index.num_docs} documents ({index.num_terms} terms) and searched {len(demo.queries)} queries "
-          f"in {elapsed * 1000:.1f} ms")
-    with tempfile.TemporaryDirectory() as tmp:
-        run = Path(tmp) / "run.trec"
-        data.write_trec_run(run, demo.queries.ids, docs, scores, corpus_ids=index.doc_ids)
-        result = metrics.evaluate(demo.qrels, run, ["ndcg_cut.10", "recall.10,100", "map", "recip_rank", "P.5"])
-    print("evaluated against the demo qrels:\n")
-    sys.stdout.write(result.to_trec_eval(per_query=args.per_query))
+    bm25 = sparse.BM25Index.build(texts, ids=demo.corpus.ids)
+    bm25_run = bm25.to_run(*bm25.search(queries.texts, k=100), queries.ids)
+    bm25_s = time.perf_counter() - start
+    print(f"BM25: indexed {bm25.num_docs} documents ({bm25.num_terms} terms) and searched {len(queries)} queries "
+          f"in {bm25_s * 1000:.1f} ms")
+
+    start = time.perf_counter()
+    encoder = hf.Encoder()
+    flat = dense.FlatIndex(encoder.encode(texts), metric="cosine", ids=demo.corpus.ids)
+    dense_run = flat.to_run(*flat.search(encoder.encode(queries.texts), k=100), queries.ids)
+    print(f"dense: encoded {len(texts)} documents and {len(queries)} queries ({encoder.dim}-d, {encoder.path}) and "
+          f"searched them in {time.perf_counter() - start:.2f} s, model load included")
+
+    start = time.perf_counter()
+    fused = fusion.fuse([bm25_run, dense_run], method="rrf", k=60)
+    print(f"RRF (k = 60) of the two runs in {(time.perf_counter() - start) * 1000:.2f} ms")
+
+    runs = {"BM25": bm25_run, "dense": dense_run, "RRF": fused}
+    results = {name: metrics.evaluate(demo.qrels, run, DEMO_MEASURES) for name, run in runs.items()}
+    print("\nevaluated against the demo qrels (trec_eval's measures):\n")
+    print(f"{'measure':<14}" + "".join(f"{name:>9}" for name in runs))
+    for measure in results["BM25"].measures:
+        print(f"{measure:<14}" + "".join(f"{results[name].summary[measure]:>9.4f}" for name in runs))
+    if args.per_query:
+        print("\nper query, RRF:\n")
+        sys.stdout.write(results["RRF"].to_trec_eval(per_query=True))
     return 0
 
 
@@ -134,12 +155,12 @@ def main(argv: Optional[List[str]] = None) -> int:
     _search_parser(sub)
     _eval_parser(sub)
     demo = sub.add_parser("demo", help="run the main job on the demo corpus shipped in the package")
-    demo.add_argument("-q", dest="per_query", action="store_true", help="also print per-query values")
+    demo.add_argument("-q", dest="per_query", action="store_true", help="also print the fused run's per-query values")
     args = parser.parse_args(argv)
     try:
         commands = {"index": _run_index, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
         return commands[args.command](args)
-    except (OSError, ValueError, TypeError, FormatError) as err:
+    except (OSError, ValueError, TypeError, FormatError, ImportError) as err:
         print(f"ragkernels {args.command}: error: {err}", file=sys.stderr)
         return 2
 

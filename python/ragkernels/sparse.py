@@ -196,6 +196,10 @@ class _SparseIndex:
         """list of str: term strings by term id (empty for an integer vocabulary)."""
         return self._core.terms()
 
+    def document_frequencies(self) -> np.ndarray:
+        """uint32 array: documents holding each term, by term id (as `vocabulary`)."""
+        return self._core.document_frequencies()
+
     def save(self, path: PathLike) -> None:
         """Write the index to `path` atomically (a temporary file, fsynced, then renamed)."""
         self._core.save(os.fspath(path))
