@@ -444,3 +444,17 @@ def test_random_module_seed_is_not_used():
     a = rk.fusion.fuse(runs, method="rrf")
     random.seed(2)
     assert_same_run(a, rk.fusion.fuse(runs, method="rrf"))
+
+
+def test_ranx_parity_on_scifact_bm25_and_dense(scifact, scifact_subset, scifact_embeddings):
+    """The issue's parity test: a real BM25 run and a real dense run of BEIR
+    SciFact (test queries, the documents the embeddings cover)."""
+    doc_ids, texts = scifact_subset
+    bm25 = rk.sparse.BM25Index.build(texts, ids=doc_ids)
+    queries = scifact.queries
+    bm25_run = bm25.to_run(*bm25.search(queries.texts, k=100), queries.ids)
+    flat = rk.dense.FlatIndex(scifact_embeddings["docs"], metric="ip", ids=doc_ids)
+    dense_run = flat.to_run(*flat.search(scifact_embeddings["queries"], k=100), queries.ids)
+    runs = [{q: r for q, r in run.items() if r} for run in (bm25_run, dense_run)]
+    shared = set(runs[0]) & set(runs[1])
+    assert_ranx_parity([{q: run[q] for q in sorted(shared)} for run in runs])
