@@ -62,26 +62,45 @@ def test_ties_go_to_the_lower_row():
     assert scores.tolist() == [[1, 1, 1, 0.5]]
 
 
-def test_scores_do_not_depend_on_batch_or_threads():
+GEMM_QUERIES = 24  # from this batch size on, the AVX-512 scan switches to its GEMM kernel
+
+
+def test_scores_do_not_depend_on_threads_or_on_batches_below_the_gemm_size():
     rng = np.random.default_rng(3)
     docs = rng.standard_normal((5000, 40)).astype(np.float32)
-    queries = rng.standard_normal((37, 40)).astype(np.float32)
+    queries = rng.standard_normal((60, 40)).astype(np.float32)
     for dtype in DTYPES:
         index = FlatIndex(docs, metric="cosine", dtype=dtype)
-        batch = index.search(queries, k=25)
-        for i in (0, 5, 36):
+        small = index.search(queries[:GEMM_QUERIES - 1], k=25)
+        for i in (0, 5, GEMM_QUERIES - 2):
             single = index.search(queries[i], k=25)
-            np.testing.assert_array_equal(single[0][0], batch[0][i])
-            np.testing.assert_array_equal(single[1][0], batch[1][i])
+            np.testing.assert_array_equal(single[0][0], small[0][i])
+            np.testing.assert_array_equal(single[1][0], small[1][i])
+        large = index.search(queries, k=25)  # the GEMM kernel on AVX-512: same up to rounding
+        np.testing.assert_allclose(large[1][:GEMM_QUERIES - 1], small[1], rtol=1e-6, atol=1e-6)
+        np.testing.assert_array_equal(index.search(queries[30:], k=25)[1], large[1][30:])
         threads = rk.get_num_threads()
         try:
             for t in (1, 3):
                 rk.set_num_threads(t)
-                again = index.search(queries, k=25)
-                np.testing.assert_array_equal(again[0], batch[0])
-                np.testing.assert_array_equal(again[1], batch[1])
+                for batch, expected in ((queries[:GEMM_QUERIES - 1], small), (queries, large)):
+                    again = index.search(batch, k=25)
+                    np.testing.assert_array_equal(again[0], expected[0])
+                    np.testing.assert_array_equal(again[1], expected[1])
         finally:
             rk.set_num_threads(threads)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_large_batches_match_reference_on_exact_integers(metric, dtype):
+    """Batches past the GEMM size, with ragged row tiles, panels and blocks."""
+    rng = np.random.default_rng(17)
+    docs = integer_vectors(rng, 2531, 24)
+    queries = integer_vectors(rng, 75, 24)
+    index = FlatIndex(docs, metric=metric, dtype=dtype)
+    exact = metric in ("ip", "l2") and dtype != "int8"
+    assert_matches_reference(index, docs, queries, 30, metric, dtype, exact)
 
 
 def test_int8_quantization_matches_reference():

@@ -76,6 +76,7 @@ TEST(DenseFlatSearch, MatchesBruteForceOnEveryTileShape) {
   expect_search_equals_brute_force(7, 5, 3, 10);       // k > n, dim below one vector
   expect_search_equals_brute_force(130, 37, 9, 20);    // ragged rows, queries and dimensions
   expect_search_equals_brute_force(3000, 64, 17, 50);  // several parts and blocks
+  expect_search_equals_brute_force(700, 20, 70, 15);   // the GEMM kernel: ragged panels and row tiles
 }
 
 TEST(DenseFlatSearch, SameResultOnAnyThreadCount) {
