@@ -68,7 +68,7 @@ GEMM_QUERIES = 24  # from this batch size on, the AVX-512 scan switches to its G
 def test_scores_do_not_depend_on_threads_or_on_batches_below_the_gemm_size():
     rng = np.random.default_rng(3)
     docs = rng.standard_normal((5000, 40)).astype(np.float32)
-    queries = rng.standard_normal((60, 40)).astype(np.float32)
+    queries = rng.standard_normal((200, 40)).astype(np.float32)  # 200: split by queries on 2 and 3 threads
     for dtype in DTYPES:
         index = FlatIndex(docs, metric="cosine", dtype=dtype)
         small = index.search(queries[:GEMM_QUERIES - 1], k=25)
@@ -81,7 +81,7 @@ def test_scores_do_not_depend_on_threads_or_on_batches_below_the_gemm_size():
         np.testing.assert_array_equal(index.search(queries[30:], k=25)[1], large[1][30:])
         threads = rk.get_num_threads()
         try:
-            for t in (1, 3):
+            for t in (1, 2, 3):
                 rk.set_num_threads(t)
                 for batch, expected in ((queries[:GEMM_QUERIES - 1], small), (queries, large)):
                     again = index.search(batch, k=25)

@@ -9,7 +9,7 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "sparse/topk_queue.h"
+#include "dense/candidate_queue.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -25,8 +25,6 @@
 namespace ragkernels::dense {
 namespace {
 
-using sparse::ScoredDoc;
-using sparse::TopKQueue;
 
 template <typename T>
 inline float to_float(T x) {
@@ -41,33 +39,10 @@ struct ScanJob {
   int64_t nq;
   const float* query_scale;
   const float* query_offset;
+  int64_t batch;  // queries in the whole call: it alone picks the kernel, so results never depend on the split
 };
 
-// Turns tile dot products into scores and offers them to the queues.
-inline void offer(const ScanJob& job, const float* dots, int mr, int nr, int64_t row0, int64_t q0,
-                  TopKQueue* queues) {
-  const FlatVectors& v = *job.vectors;
-  for (int j = 0; j < nr; ++j) {
-    const int64_t q = q0 + j;
-    TopKQueue& queue = queues[q];
-    for (int i = 0; i < mr; ++i) {
-      const int64_t row = row0 + i;
-      // Explicit fma: left to contraction, the rounding could differ
-      // between the places this is inlined.
-      float s = dots[i * nr + j];
-      if (v.row_offset) {
-        s = std::fma(s, v.row_scale ? v.row_scale[row] : 1.0f, v.row_offset[row]);
-      } else if (v.row_scale) {
-        s *= v.row_scale[row];
-      }
-      s = std::fma(s, job.query_scale[q], job.query_offset[q]);
-      if (std::isnan(s)) s = -std::numeric_limits<float>::infinity();
-      if (queue.would_enter(s)) queue.push(s, static_cast<uint32_t>(row));
-    }
-  }
-}
-
-using ScanFn = void (*)(const ScanJob&, int64_t, int64_t, TopKQueue*);
+using ScanFn = void (*)(const ScanJob&, int64_t, int64_t, CandidateQueue*);
 
 }  // namespace
 
@@ -149,17 +124,30 @@ void search(const FlatVectors& vectors, ConstView2<float> queries, int64_t k, Vi
     if (vectors.metric == Metric::kL2) query_offset[q] = float(-norm2);
   }
 
-  // The rows are split into parts, one per thread; each part keeps its own
-  // top-k per query and the parts merge exactly, so the split never shows.
-  const int64_t parts = std::max<int64_t>(1, std::min<int64_t>(num_threads(), vectors.rows / 1024));
-  const int64_t pass = queries_per_pass(std::max<int64_t>(keep, 1), parts);
+  // Work is split between threads by rows or by queries. By rows (small
+  // batches, large corpora): each part keeps its own top-k per query and the
+  // parts merge exactly. By queries (many queries): each thread scans every
+  // row for its own queries, so no merge and fewer queue updates; worth it
+  // when each thread gets a few GEMM panels. Either way the split never shows.
+  const int64_t threads = num_threads();
+  const bool by_queries = threads > 1 && nq >= 64 * threads;
+  // A thread is worth starting for about 2^21 multiply-adds (a few hundred microseconds).
+  const int64_t work = vectors.rows * dim * std::max<int64_t>(nq, 1);
+  const int64_t parts = by_queries ? 1 : std::clamp<int64_t>(work >> 21, 1, std::max<int64_t>(1, std::min(threads, vectors.rows / 64)));
+  const int64_t pass = queries_per_pass(std::max<int64_t>(keep, 1), by_queries ? 1 : parts);
   for (int64_t q_begin = 0; q_begin < nq; q_begin += pass) {
     const int64_t q_count = std::min(pass, nq - q_begin);
     const ScanJob job{&vectors, queries.data + q_begin * dim, q_count, query_scale.data() + q_begin,
-                      query_offset.data() + q_begin};
-    std::vector<TopKQueue> queues(static_cast<size_t>(parts * q_count));
+                      query_offset.data() + q_begin, nq};
+    std::vector<CandidateQueue> queues(static_cast<size_t>(parts * q_count));
     for (auto& queue : queues) queue.reset(static_cast<size_t>(keep));
-    if (keep > 0) {
+    if (keep > 0 && by_queries) {
+      parallel_for(0, q_count, [&](int64_t q0, int64_t q1) {
+        const ScanJob mine{&vectors, job.queries + q0 * dim, q1 - q0, job.query_scale + q0, job.query_offset + q0,
+                           nq};
+        scan(mine, 0, vectors.rows, queues.data() + q0);
+      }, 32);
+    } else if (keep > 0) {
       parallel_for(0, parts, [&](int64_t p0, int64_t p1) {
         for (int64_t p = p0; p < p1; ++p)
           scan(job, vectors.rows * p / parts, vectors.rows * (p + 1) / parts, queues.data() + p * q_count);

@@ -40,12 +40,11 @@ class TopKQueue {
   // Precondition: would_enter(score) and doc larger than every doc pushed so far.
   void push(float score, uint32_t doc) {
     if (full()) {
-      std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
-      heap_.back() = {score, doc};
+      replace_worst({score, doc});
     } else {
       heap_.push_back({score, doc});
+      std::push_heap(heap_.begin(), heap_.end(), ranks_before);  // front: the worst kept doc
     }
-    std::push_heap(heap_.begin(), heap_.end(), ranks_before);  // front: the worst kept doc
   }
 
   // For docs visited in any order: compares (score, doc) in full.
@@ -54,9 +53,7 @@ class TopKQueue {
       heap_.push_back({score, doc});
       std::push_heap(heap_.begin(), heap_.end(), ranks_before);
     } else if (ranks_before({score, doc}, heap_.front())) {
-      std::pop_heap(heap_.begin(), heap_.end(), ranks_before);
-      heap_.back() = {score, doc};
-      std::push_heap(heap_.begin(), heap_.end(), ranks_before);
+      replace_worst({score, doc});
     }
   }
 
@@ -67,6 +64,20 @@ class TopKQueue {
   }
 
  private:
+  // The front (worst) leaves and `item` sifts down from the root: one pass,
+  // where pop_heap + push_heap make two (faiss's heap_replace_top).
+  void replace_worst(ScoredDoc item) {
+    const size_t n = heap_.size();
+    size_t i = 0;
+    for (size_t child = 1; child < n; child = 2 * i + 1) {
+      if (child + 1 < n && ranks_before(heap_[child], heap_[child + 1])) ++child;  // the worse child
+      if (!ranks_before(item, heap_[child])) break;
+      heap_[i] = heap_[child];
+      i = child;
+    }
+    heap_[i] = item;
+  }
+
   size_t k_ = 0;
   std::vector<ScoredDoc> heap_;
 };

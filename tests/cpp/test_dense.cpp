@@ -80,7 +80,7 @@ TEST(DenseFlatSearch, MatchesBruteForceOnEveryTileShape) {
 }
 
 TEST(DenseFlatSearch, SameResultOnAnyThreadCount) {
-  const int64_t n = 5000, dim = 24, nq = 6, k = 30;
+  const int64_t n = 50000, dim = 24, nq = 6, k = 30;  // enough work for three parts
   std::mt19937 rng(5);
   std::normal_distribution<float> normal;
   std::vector<float> docs(n * dim), queries_data(nq * dim);
