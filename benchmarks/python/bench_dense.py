@@ -14,9 +14,9 @@ cores): rk.set_num_threads, faiss.omp_set_num_threads, threadpoolctl for
 numpy's BLAS, torch.set_num_threads. faiss gets its best setting: its
 bundled OpenBLAS is given its SkylakeX kernels on AVX-512 machines (it
 misdetects recent ones), and from 20 queries on it is timed twice, with its
-default path (faiss 1.15 keeps its SIMD scan up to 128,000 queries) and with
-BLAS from 20 queries (older faiss's default); ``x_vs_faiss`` compares with
-the faster. Rows give the median and p99 of
+default settings and with ``distance_compute_blas_threshold = 20`` (BLAS from
+20 queries, older faiss's default); ``x_vs_faiss`` compares with the faster. Our float32 index scans faiss's own copy of the vectors (a
+zero-copy view), so both read the same memory. Rows give the median and p99 of
 `repeat` calls after a warm-up call, queries/s, ``x_vs_faiss`` (faiss median
 / ours) and, for single queries, the scan's read rate as a fraction of the
 machine's read bandwidth, measured in the same run (streaming numpy reductions
@@ -32,6 +32,7 @@ matrix; they are skipped where it would exceed 4 GiB. Run:
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -40,7 +41,7 @@ from typing import Dict, List
 
 import numpy as np
 
-from _common import data_dir, machine, time_calls, versions, write_results
+from _common import data_dir, machine, run_isolated, time_calls, versions, write_results
 
 K = 100
 FAISS_BLAS = "faiss IndexFlatIP, BLAS from 20 queries"
@@ -61,6 +62,9 @@ def read_bandwidth_gbs(threads: int, gib: float = 2.0, repeat: int = 5) -> float
                 list(pool.map(kernel, slices))
                 best = min(best, time.perf_counter() - start)
     return x.nbytes / best / 1e9
+
+
+FAISS_DEFAULT_BLAS_THRESHOLD = None  # faiss's own default, read once before anything changes it
 
 
 def set_threads(n: int) -> None:
@@ -110,12 +114,19 @@ def bench_corpus(name: str, docs: np.ndarray, queries: np.ndarray, batches: List
     from threadpoolctl import threadpool_limits
     import ragkernels as rk
 
+    global FAISS_DEFAULT_BLAS_THRESHOLD
+    if FAISS_DEFAULT_BLAS_THRESHOLD is None:
+        FAISS_DEFAULT_BLAS_THRESHOLD = faiss.cvar.distance_compute_blas_threshold
+
     rows: List[Dict[str, object]] = []
     n, dim = docs.shape
-    default_blas_threshold = faiss.cvar.distance_compute_blas_threshold
     flat = faiss.IndexFlatIP(dim)
     flat.add(docs)
-    ours = {dt: rk.dense.FlatIndex(docs, metric="ip", dtype=dt) for dt in dtypes}
+    # Our float32 index scans faiss's own copy of the vectors (a zero-copy view):
+    # both read the very same memory, so page placement cannot favour either.
+    faiss_vectors = faiss.rev_swig_ptr(flat.get_xb(), n * dim).reshape(n, dim)
+    ours = {dt: rk.dense.FlatIndex(faiss_vectors if dt == "float32" else docs, metric="ip", dtype=dt)
+            for dt in dtypes}
     docs_t = torch.from_numpy(docs)
     for threads in thread_counts:
         set_threads(threads)
@@ -124,7 +135,7 @@ def bench_corpus(name: str, docs: np.ndarray, queries: np.ndarray, batches: List
             q = np.ascontiguousarray(q)
             reps = repeat if batch * n <= 64 * 10**6 else max(3, repeat // 2)
             common = {"corpus": name, "n": n, "dim": dim, "threads": threads, "batch": batch}
-            faiss.cvar.distance_compute_blas_threshold = default_blas_threshold
+            faiss.cvar.distance_compute_blas_threshold = FAISS_DEFAULT_BLAS_THRESHOLD
             f_time = time_calls(lambda: flat.search(q, K), reps)
             f_scores, f_ids = flat.search(q, K)
             timings = {"faiss IndexFlatIP": (f_time, n * dim * 4)}
@@ -173,7 +184,7 @@ def bench_corpus(name: str, docs: np.ndarray, queries: np.ndarray, batches: List
                     row["scan_gb_s"] = gbs
                     row["fraction_of_bandwidth"] = gbs / bandwidth[threads]
                 print({k: row[k] for k in ("corpus", "threads", "batch", "library", "median_ms", "x_vs_faiss")},
-                      flush=True)
+                      file=sys.stderr, flush=True)
     return rows
 
 
@@ -196,16 +207,29 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--cache", default=os.path.join(os.path.expanduser("~"), ".cache", "ragkernels-bench"))
     parser.add_argument("--corpora", default="scifact,sweep,1M-384,1M-768")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--bandwidth", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     cores = os.cpu_count() or 1
     thread_counts = sorted({1, cores})
-    bandwidth = {t: read_bandwidth_gbs(t) for t in thread_counts}
-    print("read bandwidth GB/s:", bandwidth, flush=True)
+    if args.worker is None:
+        # Each corpus runs in a fresh worker process: one corpus's allocations
+        # and thread pools cannot slow the next one's libraries.
+        bandwidth = {t: read_bandwidth_gbs(t) for t in thread_counts}
+        print("read bandwidth GB/s:", bandwidth, flush=True)
+        rows = []
+        for corpus in args.corpora.split(","):
+            cmd = [__file__, "--worker", corpus, "--bandwidth", json.dumps(bandwidth), "--repeat", str(args.repeat),
+                   "--cache", args.cache] + (["--quick"] if args.quick else [])
+            rows += run_isolated(cmd)["rows"]
+        write_all(rows, bandwidth, coretype, args.quick)
+        return
+    bandwidth = {int(t): v for t, v in json.loads(args.bandwidth).items()}
     rng = np.random.default_rng(0)
     size = 100_000 if args.quick else 1_000_000
     rows: List[Dict[str, object]] = []
-    wanted = args.corpora.split(",")
+    wanted = [args.worker]
     all_dtypes = ["float32", "float16", "int8"]
     if "scifact" in wanted:
         docs, queries = scifact_vectors(args.cache)
@@ -229,6 +253,10 @@ def main() -> None:
                              thread_counts, bandwidth, max(3, args.repeat - 2))
         del docs
 
+    print(json.dumps({"rows": rows}))
+
+
+def write_all(rows: List[Dict[str, object]], bandwidth: Dict[int, float], coretype: str, quick: bool) -> None:
     meta = {
         "machine": machine(),
         "versions": versions({"ragkernels": "ragkernels", "faiss": "faiss-cpu", "numpy": "numpy", "torch": "torch"}),
@@ -236,11 +264,11 @@ def main() -> None:
         "read_bandwidth_gb_s": bandwidth,
         "faiss_openblas_coretype": coretype,
         "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_dense.py"
-                   + (" --quick" if args.quick else ""),
+                   + (" --quick" if quick else ""),
     }
     columns = ["corpus", "threads", "batch", "library", "median_ms", "p99_ms", "queries_per_s", "x_vs_faiss",
                "scan_gb_s", "fraction_of_bandwidth", "recall@10", "id_mismatch_vs_faiss", "index_mib"]
-    print(write_results("dense" + ("-quick" if args.quick else ""), rows, columns, meta))
+    print(write_results("dense" + ("-quick" if quick else ""), rows, columns, meta))
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 """Plots of the benchmark results for docs/benchmarks.md.
 
-Reads benchmarks/results/bench_metrics*.json, bench_core.json and sparse.json
-(written by the bench_* scripts) and writes PNGs to docs/img/. Run:
+Reads benchmarks/results/bench_metrics*.json, bench_core.json, sparse.json,
+dense.json and fusion.json (written by the bench_* scripts) and writes PNGs to
+docs/img/. Run:
 
     python benchmarks/python/plot_results.py
 """
@@ -104,6 +105,63 @@ def plot_sparse() -> Optional[Path]:
     return path
 
 
+def plot_dense() -> Optional[Path]:
+    """Queries/s against batch size on the 200k x 384 sweep: ragkernels
+    float32 vs faiss (default and BLAS-from-20 settings), one panel per thread
+    count; None without dense.json."""
+    rows = [r for r in load_rows("dense") if r["corpus"] == "sweep"]
+    if not rows:
+        return None
+    threads = sorted({r["threads"] for r in rows})
+    styles = {"ragkernels float32": "o-", "faiss IndexFlatIP": "s--", "faiss IndexFlatIP, BLAS from 20 queries": "^:"}
+    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4), sharey=True, squeeze=False)
+    for ax, t in zip(axes[0], threads):
+        for lib, style in styles.items():
+            points = sorted((r["batch"], r["queries_per_s"]) for r in rows if r["library"] == lib and r["threads"] == t)
+            if points:
+                ax.plot(*zip(*points), style, label=lib)
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("queries per call (200,000 x 384 float32, k = 100)")
+        ax.set_title(f"exact inner product, {t} thread{'s' if t > 1 else ''}")
+        ax.grid(alpha=0.3, which="both")
+    axes[0][0].set_ylabel("queries/s (higher is better)")
+    axes[0][-1].legend(fontsize=8)
+    fig.tight_layout()
+    path = OUT / "dense_qps.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def plot_fusion() -> Optional[Path]:
+    """Median seconds per method on 3 runs of 1,000 x 1,000: ranx (prebuilt
+    Runs, and from dicts) vs ragkernels (dicts, arrays); None without fusion.json."""
+    rows = [r for r in load_rows("fusion") if r["scenario"] == "synth-3"]
+    if not rows:
+        return None
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    systems = list(dict.fromkeys(r["system"] for r in rows))
+    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(methods) * len(systems) / 2), 4))
+    width = 0.8 / len(systems)
+    for i, system in enumerate(systems):
+        values = [next((r["median_s"] for r in rows if r["method"] == m and r["system"] == system), 0.0)
+                  for m in methods]
+        ax.bar([x + i * width for x in range(len(methods))], values, width, label=system)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(methods))])
+    ax.set_xticklabels(methods, rotation=45, ha="right")
+    ax.set_yscale("log")
+    ax.set_ylabel("median seconds (log scale, lower is better)")
+    ax.set_title("fusing 3 runs of 1,000 queries x 1,000 docs")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path = OUT / "fusion.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
-    print(plot_metrics(), plot_topk(), plot_sparse() or "sparse.json not found: no sparse_qps.png")
+    print(plot_metrics(), plot_topk(), plot_sparse() or "sparse.json not found: no sparse_qps.png",
+          plot_dense() or "dense.json not found: no dense_qps.png",
+          plot_fusion() or "fusion.json not found: no fusion.png")

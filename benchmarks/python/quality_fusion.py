@@ -6,7 +6,7 @@ search) and CACM (64 queries, 52 judged; no training split). Runs, top
 
 * ``bm25``: ragkernels.sparse.BM25Index (Lucene BM25, k1=0.9, b=0.4, title +
   text), the anserini BEIR "flat" setting;
-* ``dense``: all-MiniLM-L6-v2, exact inner-product top-k (numpy) over
+* ``dense``: all-MiniLM-L6-v2, exact inner-product top-k (rk.dense.FlatIndex) over
   normalized vectors from ``--embeddings DIR`` ({name}_docs.npy,
   {name}_queries.npy, {name}_ids.json) or, without it, encoded here with
   ``ragkernels.hf.Encoder``.
@@ -67,13 +67,11 @@ def dense_vectors(name: str, base: Path, docs: List[dict], queries: Dict[str, st
 
 
 def dense_run(qids, doc_ids, dv, qrow, qv, depth):
-    scores = qv[[qrow[q] for q in qids]] @ dv.T
-    top = np.argpartition(-scores, min(depth, scores.shape[1] - 1), axis=1)[:, :depth]
-    run = {}
-    for i, q in enumerate(qids):
-        row = top[i][np.argsort(-scores[i, top[i]], kind="stable")]
-        run[q] = {doc_ids[d]: float(scores[i, d]) for d in row}
-    return run
+    import ragkernels as rk
+
+    index = rk.dense.FlatIndex(dv, metric="ip", ids=doc_ids)
+    ids, scores = index.search(np.ascontiguousarray(qv[[qrow[q] for q in qids]]), k=depth)
+    return index.to_run(ids, scores, qids)
 
 
 def load(name: str, args) -> Dict[str, object]:
@@ -120,9 +118,7 @@ def tune_idf_range(index, train, step=0.1):
             if high < low:
                 continue
             if df_cache is None:
-                analyzer = index.analyzer
-                terms = sorted({t for ts in analyzer.tokenize(list(train["queries"].values())) for t in ts})
-                df_cache = rk.fusion._document_frequencies(index, terms)
+                df_cache = dict(zip(index.vocabulary, index.document_frequencies().tolist()))
             w = rk.fusion.idf_weights(index, train["queries"], low=low, high=high, df=df_cache)
             score = ndcg10(train["qrels"], rk.fusion.fuse(train["runs"], method="wsum", weights=w))
             if score >= best_score:
