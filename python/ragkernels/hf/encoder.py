@@ -14,13 +14,14 @@ from __future__ import annotations
 import json
 import pathlib
 from collections.abc import Iterable, Mapping
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from ragkernels.hf.sparse_encoder import Texts, _as_texts  # one text check for both encoders
+
 __all__ = ["Encoder", "document_text"]
 
-Texts = Union[str, Sequence[str]]
 _DTYPES = ("float32", "float16", "bfloat16")
 # Pooling modes in sentence-transformers' concatenation order (its
 # ``_LEGACY_POOLING_MODE_KWARGS``), so a multi-mode folder concatenates alike.
@@ -393,18 +394,6 @@ def _as_list(items, op: str, name: str) -> list:
     if isinstance(items, (bytes, bytearray)) or not isinstance(items, Iterable):
         raise TypeError(f"{op}: {name} must be a sequence, got {type(items).__name__}")
     return list(items)
-
-
-def _as_texts(texts: Texts, op: str) -> List[str]:
-    if isinstance(texts, str):
-        return [texts]
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        raise TypeError(f"{op}: texts must be str or a sequence of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{op}: texts[{i}] must be str, got {type(text).__name__}")
-    return texts
 
 
 def _check_positive_int(value, name: str) -> None:
