@@ -7,24 +7,6 @@
 
 namespace ragkernels::prf {
 
-namespace {
-// The index's posting lists without base scores: the transposition only
-// needs doc ids and values (term frequencies).
-sparse::PostingArrays posting_arrays(const sparse::IndexData& d) {
-  sparse::PostingArrays a;
-  a.term_first_block = d.term_first_block.data;
-  a.term_df = d.term_df.data;
-  a.term_max = d.term_max.data;
-  a.block_last_doc = d.block_last_doc.data;
-  a.block_max = d.block_max.data;
-  a.block_offset = d.block_offset.data;
-  a.data = d.postings.data;
-  a.num_terms = d.num_terms();
-  a.num_blocks = d.block_last_doc.size;
-  return a;  // term_first_posting and posting_scores stay null: score() is never read
-}
-}  // namespace
-
 ForwardIndex::ForwardIndex(std::shared_ptr<const sparse::SparseIndex> index) : index_(std::move(index)) {
   RK_CHECK_ARG(index_ != nullptr, "ForwardIndex: index is null");
   RK_CHECK_ARG(index_->scoring() == sparse::Scoring::bm25,
@@ -34,7 +16,7 @@ ForwardIndex::ForwardIndex(std::shared_ptr<const sparse::SparseIndex> index) : i
                "feedback needs an index with a string vocabulary (built from texts or token lists), "
                "got one of integer token ids");
   const sparse::IndexData& d = index_->data();
-  const sparse::PostingArrays arrays = posting_arrays(d);
+  const sparse::PostingArrays arrays = sparse::posting_arrays(d);  // no base scores: only doc ids and tfs are read
   const uint64_t num_terms = d.num_terms();
   // Two passes over the postings: count each row, then fill the rows; terms
   // are visited in id order, so every row comes out sorted by term id.

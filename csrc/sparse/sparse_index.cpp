@@ -22,16 +22,22 @@ QueryAlgorithm parse_query_algorithm(std::string_view name) {
       detail::message("algorithm must be 'maxscore', 'bmw', 'taat' or 'exhaustive'; got '", name, "'"));
 }
 
+PostingArrays posting_arrays(const IndexData& d) {
+  PostingArrays a;
+  a.term_first_block = d.term_first_block.data;
+  a.term_df = d.term_df.data;
+  a.term_max = d.term_max.data;
+  a.block_last_doc = d.block_last_doc.data;
+  a.block_max = d.block_max.data;
+  a.block_offset = d.block_offset.data;
+  a.data = d.postings.data;
+  a.num_terms = d.num_terms();
+  a.num_blocks = d.block_last_doc.size;
+  return a;
+}
+
 SparseIndex::SparseIndex(IndexData data) : d_(std::move(data)) {
-  arrays_.term_first_block = d_.term_first_block.data;
-  arrays_.term_df = d_.term_df.data;
-  arrays_.term_max = d_.term_max.data;
-  arrays_.block_last_doc = d_.block_last_doc.data;
-  arrays_.block_max = d_.block_max.data;
-  arrays_.block_offset = d_.block_offset.data;
-  arrays_.data = d_.postings.data;
-  arrays_.num_terms = d_.num_terms();
-  arrays_.num_blocks = d_.block_last_doc.size;
+  arrays_ = posting_arrays(d_);
   compute_posting_scores();
   index_vocabulary();
   if (d_.analyzer) analyzer_.emplace(*d_.analyzer);

@@ -83,6 +83,11 @@ inline std::string_view string_at(const IndexArray<uint64_t>& ends, const IndexA
   return std::string_view(chars.data + begin, ends[i] - begin);
 }
 
+// The posting lists of `d` as cursors read them; term_first_posting and
+// posting_scores stay null (SparseIndex computes them; a reader of doc ids
+// and values alone, such as PRF's transposition, needs neither).
+PostingArrays posting_arrays(const IndexData& d);
+
 // A query: its terms in query order (weights >= 0), ready to run.
 using Query = std::vector<QueryTerm>;
 
