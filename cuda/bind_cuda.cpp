@@ -13,6 +13,7 @@
 #include "core/topk.cuh"
 #include "dense/flat_search.cuh"
 #include "dlpack_abi.h"
+#include "rerank/maxsim.cuh"
 
 namespace py = pybind11;
 using ragkernels::TypeError;
@@ -265,6 +266,148 @@ py::tuple dense_row_terms(py::handle docs_obj, const std::string& metric_name, p
                         wrote_offset ? py::object(offset_cap) : py::object(py::none()));
 }
 
+// ----------------------------------------------------------- rerank ------
+namespace rkr = ragkernels::cuda::rerank;
+
+// C-contiguous, or holding no element (whose strides do not matter: torch
+// gives a (3, 0) tensor strides (1, 1)).
+bool contiguous_or_empty(const RkDLTensor& t) {
+  for (int d = 0; d < t.ndim; ++d)
+    if (t.shape[d] == 0) return true;
+  return c_contiguous(t);
+}
+
+// A token matrix: 2-D (tokens, dim), C-contiguous (the kernel reads rows
+// `dim` elements apart).
+void check_token_matrix(const RkDLTensor& t, const char* arg) {
+  RK_CHECK_ARG(t.ndim == 2, "maxsim: ", arg, " must be 2-D (tokens, dim), got ", t.ndim, "-D");
+  RK_CHECK_ARG(contiguous_or_empty(t), "maxsim: ", arg, " must be C-contiguous; call .contiguous()");
+}
+
+void check_same_device(const RkDLTensor& t, int device, const char* arg) {
+  RK_CHECK_ARG(t.device.device_id == device, "maxsim: ", arg, " is on cuda:", t.device.device_id,
+               ", queries on cuda:", device);
+}
+
+// An offsets array: (count + 1,) int64, contiguous, on `device`; returns count.
+int64_t check_offsets_array(const RkDLTensor& t, int device, const char* arg) {
+  RK_CHECK_TYPE(is_dtype(t, kRkDLInt, 64), "maxsim: ", arg, " must be int64, got ", dtype_name(t.dtype));
+  RK_CHECK_ARG(t.ndim == 1 && t.shape[0] >= 1 && c_contiguous(t), "maxsim: ", arg,
+               " must be a contiguous 1-D tensor of at least one entry");
+  check_same_device(t, device, arg);
+  return t.shape[0] - 1;
+}
+
+template <typename T>
+T read_device(const T* at) {
+  T value{};
+  check_cuda(cudaMemcpy(&value, at, sizeof(T), cudaMemcpyDeviceToHost), "maxsim");
+  return value;
+}
+
+// Raises the CPU op's ValueError for offsets whose first bad index is `bad`
+// (see rkr::ErrorSlot): reads the one or two entries it names.
+void raise_bad_offsets(const int64_t* offsets, int64_t rows, unsigned long long bad, const char* arg) {
+  const auto i = static_cast<int64_t>(bad);
+  const int64_t at = read_device(offsets + i);
+  RK_CHECK_ARG(i != 0 || at == 0, "maxsim: ", arg, "[0] must be 0, got ", at);
+  if (i > 0) {
+    const int64_t before = read_device(offsets + i - 1);
+    RK_CHECK_ARG(at >= before, "maxsim: ", arg, " must not decrease: ", arg, "[", i - 1, "] = ", before, " > ", arg,
+                 "[", i, "] = ", at);
+  }
+  throw ValueError(std::string("maxsim: ") + arg + "[-1] must equal the number of token rows (" +
+                   std::to_string(rows) + "), got " + std::to_string(at));
+}
+
+py::capsule maxsim(py::handle queries_obj, py::handle query_offsets_obj, py::handle documents_obj,
+                   py::handle doc_offsets_obj, py::handle scales_obj, py::handle candidates_obj) {
+  const char* op = "maxsim";
+  py::object q_cap, qo_cap, d_cap, do_cap, s_cap, c_cap;
+  const RkDLTensor& q = borrow(queries_obj, q_cap, op, "queries");
+  const RkDLTensor& qo = borrow(query_offsets_obj, qo_cap, op, "query_offsets");
+  const RkDLTensor& d = borrow(documents_obj, d_cap, op, "documents");
+  const RkDLTensor& dof = borrow(doc_offsets_obj, do_cap, op, "doc_offsets");
+  const RkDLTensor& c = borrow(candidates_obj, c_cap, op, "candidates");
+  const int device = q.device.device_id;
+
+  RK_CHECK_TYPE(is_dtype(q, kRkDLFloat, 32), "maxsim: queries must be float32, got ", dtype_name(q.dtype));
+  check_token_matrix(q, "queries");
+  RK_CHECK_TYPE(is_dtype(d, kRkDLFloat, 32) || is_dtype(d, kRkDLFloat, 16) || is_dtype(d, kRkDLInt, 8),
+                "maxsim: documents must be float32, float16 or int8, got ", dtype_name(d.dtype));
+  check_token_matrix(d, "documents");
+  check_same_device(d, device, "documents");
+  RK_CHECK_ARG(q.shape[1] == d.shape[1], "maxsim: query tokens have dimension ", q.shape[1],
+               " but document tokens have ", d.shape[1]);
+  RK_CHECK_TYPE(is_dtype(c, kRkDLInt, 64), "maxsim: candidates must be int64, got ", dtype_name(c.dtype));
+  RK_CHECK_ARG(c.ndim == 2 && contiguous_or_empty(c), "maxsim: candidates must be a C-contiguous 2-D tensor "
+               "(num_queries, num_candidates), got ", c.ndim, "-D");
+  check_same_device(c, device, "candidates");
+
+  rkr::DeviceQueryTokens queries;
+  queries.data = reinterpret_cast<const float*>(data_ptr(q));
+  queries.rows = q.shape[0];
+  queries.dim = q.shape[1];
+  queries.num_queries = check_offsets_array(qo, device, "query_offsets");
+  queries.offsets = reinterpret_cast<const int64_t*>(data_ptr(qo));
+  RK_CHECK_ARG(c.shape[0] == queries.num_queries, "maxsim: candidates has ", c.shape[0],
+               " rows but there are ", queries.num_queries, " queries");
+
+  rkr::DeviceDocTokens docs;
+  docs.data = data_ptr(d);
+  docs.type = d.dtype.code == kRkDLInt ? rkr::TokenType::kInt8
+              : d.dtype.bits == 16    ? rkr::TokenType::kFloat16
+                                      : rkr::TokenType::kFloat32;
+  docs.rows = d.shape[0];
+  docs.dim = d.shape[1];
+  docs.num_docs = check_offsets_array(dof, device, "doc_offsets");
+  docs.offsets = reinterpret_cast<const int64_t*>(data_ptr(dof));
+  if (docs.type == rkr::TokenType::kInt8) {
+    RK_CHECK_ARG(!scales_obj.is_none(), "maxsim: int8 documents need scales (one float32 per token row)");
+    const RkDLTensor& s = borrow(scales_obj, s_cap, op, "scales");
+    RK_CHECK_TYPE(is_dtype(s, kRkDLFloat, 32), "maxsim: scales must be float32, got ", dtype_name(s.dtype));
+    RK_CHECK_ARG(s.ndim == 1 && s.shape[0] == docs.rows && contiguous_or_empty(s),
+                 "maxsim: scales must be a contiguous 1-D tensor of ", docs.rows, " entries (one per token row)");
+    check_same_device(s, device, "scales");
+    docs.scales = reinterpret_cast<const float*>(data_ptr(s));
+  } else {
+    RK_CHECK_ARG(scales_obj.is_none(), "maxsim: scales apply to int8 documents only, documents are ",
+                 dtype_name(d.dtype));
+  }
+
+  check_cuda(cudaSetDevice(device), op);
+  const int64_t num_candidates = c.shape[1];
+  void* scores = nullptr;
+  py::capsule scores_cap = new_device_matrix(queries.num_queries, num_candidates, {kRkDLFloat, 32, 1}, device,
+                                             &scores);
+  DeviceScratch errors(rkr::kErrorSlots * sizeof(unsigned long long), op);
+  auto* error_slots = static_cast<unsigned long long*>(errors.data);
+  unsigned long long found[rkr::kErrorSlots] = {};
+  const auto* candidates = reinterpret_cast<const int64_t*>(data_ptr(c));
+  cudaError_t status;
+  {
+    py::gil_scoped_release nogil;
+    status = rkr::maxsim(queries, docs, candidates, num_candidates, static_cast<float*>(scores), error_slots,
+                         nullptr);
+    if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
+    if (status == cudaSuccess) status = cudaMemcpy(found, error_slots, sizeof(found), cudaMemcpyDeviceToHost);
+  }
+  check_cuda(status, op);
+  // Reported in the CPU op's order: offsets first, then candidates.
+  if (found[rkr::kQueryOffsetsError] != rkr::kNoError)
+    raise_bad_offsets(queries.offsets, queries.rows, found[rkr::kQueryOffsetsError], "query_offsets");
+  if (found[rkr::kDocOffsetsError] != rkr::kNoError)
+    raise_bad_offsets(docs.offsets, docs.rows, found[rkr::kDocOffsetsError], "doc_offsets");
+  if (found[rkr::kCandidatesError] != rkr::kNoError) {
+    const auto at = static_cast<int64_t>(found[rkr::kCandidatesError]);
+    const int64_t doc = read_device(candidates + at);
+    throw ValueError("maxsim: candidates[" + std::to_string(at / num_candidates) + ", " +
+                     std::to_string(at % num_candidates) + "] = " + std::to_string(doc) + " is out of range [0, " +
+                     std::to_string(docs.num_docs) + ") (-1 marks an empty slot)");
+  }
+  return scores_cap;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -296,4 +439,10 @@ PYBIND11_MODULE(_cuda, m) {
         py::arg("int8_scales") = py::none(),
         "Per-doc (row_scale, row_offset) of `metric` for dense_search, each a CUDA float32 (n,) capsule or\n"
         "None where the metric needs none.");
+  m.def("maxsim", &maxsim, py::arg("queries"), py::arg("query_offsets"), py::arg("documents"),
+        py::arg("doc_offsets"), py::arg("scales"), py::arg("candidates"),
+        "MaxSim scores (csrc/rerank/maxsim.h semantics) of ragged CUDA token matrices. queries: float32\n"
+        "(Tq, dim); query_offsets: int64 (Q + 1,); documents: float32/float16/int8 (T, dim); doc_offsets:\n"
+        "int64 (N + 1,); scales: float32 (T,) for int8 documents, else None; candidates: int64 (Q, C), -1 =\n"
+        "empty slot. Returns float32 (Q, C) scores as a DLPack capsule on the same device.");
 }

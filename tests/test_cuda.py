@@ -275,3 +275,276 @@ def test_flat_index_refuses_queries_on_another_device():
         rk.dense.FlatIndex(torch.from_numpy(docs).cuda()).search(docs, k=1)
     with pytest.raises(TypeError, match="int8 indexes are built on the CPU"):
         rk.dense.FlatIndex(torch.from_numpy(docs).cuda(), dtype="int8")
+
+
+# ---- rerank: maxsim ----
+# ragkernels._cuda.maxsim (cuda/rerank/maxsim.cu) against the float64 numpy
+# reference (tests/reference/rerank.py) and its oracle, the CPU op
+# ragkernels._core.maxsim: float32 / float16 / int8 documents; dims 1 and 7
+# (element-wise loads), 128, 384, 1024 (4-wide loads, several 64-wide
+# dimension chunks) and a misaligned base pointer; token counts on each side
+# of the kernel's tiles (32 query, 64 document tokens); empty documents and
+# queries, -1 slots, NaN, one candidate, 4,000-token documents, 5,000
+# candidates, scores that do not depend on the batch; exact equality on
+# integer tokens; bad inputs.
+from ragkernels import _core  # noqa: E402
+from tests.reference.rerank import maxsim_ref  # noqa: E402
+
+MAXSIM_DTYPES = ["float32", "float16", "int8"]
+
+
+def maxsim_problem(rng, query_lens, doc_lens, dim, dtype, num_candidates, integers=False):
+    """Ragged unit-norm (or small-integer) tokens and random candidates, -1 slots
+    included: (queries, query_offsets, documents, doc_offsets, scales, candidates)
+    as numpy arrays, the documents stored as `dtype` (int8: codes + one scale per
+    token)."""
+    q_off = np.concatenate([[0], np.cumsum(query_lens)]).astype(np.int64)
+    d_off = np.concatenate([[0], np.cumsum(doc_lens)]).astype(np.int64)
+    if integers:
+        queries = rng.integers(-3, 4, size=(q_off[-1], dim)).astype(np.float32)
+        docs = rng.integers(-3, 4, size=(d_off[-1], dim)).astype(np.float32)
+    else:
+        queries = rng.standard_normal((q_off[-1], dim)).astype(np.float32)
+        docs = rng.standard_normal((d_off[-1], dim)).astype(np.float32)
+        queries /= np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-6)
+        docs /= np.maximum(np.linalg.norm(docs, axis=1, keepdims=True), 1e-6)
+    scales = None
+    if dtype == "int8":
+        if integers:
+            scales = np.ones(len(docs), np.float32)
+        else:
+            scales = (np.abs(docs).max(axis=1) / 127).astype(np.float32) + np.float32(1e-8)
+        docs = np.clip(np.rint(docs / scales[:, None]), -127, 127).astype(np.int8)
+    else:
+        docs = docs.astype(dtype)
+    candidates = rng.integers(-1, max(len(doc_lens), 1), size=(len(query_lens), num_candidates)).astype(np.int64)
+    if len(doc_lens) == 0:
+        candidates[:] = -1
+    return queries, q_off, docs, d_off, scales, candidates
+
+
+def gpu_maxsim(queries, q_off, docs, d_off, scales, candidates):
+    """_cuda.maxsim on CUDA copies of the numpy inputs; the scores as numpy."""
+    def cuda(a):
+        return None if a is None else torch.from_numpy(np.ascontiguousarray(a)).cuda()
+
+    out = from_dlpack(_cuda.maxsim(cuda(queries), cuda(q_off), cuda(docs), cuda(d_off), cuda(scales),
+                                   cuda(candidates)))
+    assert out.is_cuda and out.dtype == torch.float32 and tuple(out.shape) == candidates.shape
+    return out.cpu().numpy()
+
+
+def assert_maxsim_matches(problem, exact=False):
+    """GPU scores = the float64 reference and the CPU op (rtol / atol 1e-5 on
+    unit-norm tokens; exactly on integer tokens, where every sum is exact);
+    -inf and NaN in the same places."""
+    queries, q_off, docs, d_off, scales, candidates = problem
+    got = gpu_maxsim(*problem)
+    ref = maxsim_ref(queries, q_off, docs, d_off, candidates, scales)
+    cpu = _core.maxsim(queries, q_off, docs, d_off, scales, candidates)
+    if exact:
+        np.testing.assert_array_equal(got, ref.astype(np.float32))
+        np.testing.assert_array_equal(got, cpu)
+    else:
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(got, cpu, rtol=1e-5, atol=1e-5)
+    return got
+
+
+@pytest.mark.parametrize("dtype", MAXSIM_DTYPES)
+@pytest.mark.parametrize("dim", [1, 7, 128, 384, 1024])
+def test_maxsim_matches_reference(dim, dtype):
+    rng = np.random.default_rng(dim)
+    query_lens = [32, 5, 1, 33]
+    doc_lens = rng.integers(1, 200, size=40)
+    doc_lens[[3, 17]] = 0  # empty documents
+    assert_maxsim_matches(maxsim_problem(rng, query_lens, doc_lens, dim, dtype, 25))
+
+
+@pytest.mark.parametrize("dtype", MAXSIM_DTYPES)
+@pytest.mark.parametrize("dim", [1, 3, 4, 63, 64, 65, 128, 200])
+def test_maxsim_exact_on_integer_tokens(dim, dtype):
+    # Small integers: every product and sum is exact in float32, so any
+    # indexing, padding or tile-edge slip shows as an exact mismatch.
+    rng = np.random.default_rng(100 + dim)
+    query_lens = [0, 1, 31, 32, 33, 64, 65]
+    doc_lens = [0, 1, 2, 63, 64, 65, 127, 128, 129, 300]
+    problem = maxsim_problem(rng, query_lens, doc_lens, dim, dtype, 30, integers=True)
+    assert_maxsim_matches(problem, exact=True)
+
+
+@pytest.mark.parametrize("dtype", MAXSIM_DTYPES)
+def test_maxsim_misaligned_storage_uses_elementwise_loads(dtype):
+    # dim % 4 == 0 but the tensors start one element into their storage: the
+    # kernel must not use its 4-wide loads there.
+    rng = np.random.default_rng(5)
+    queries, q_off, docs, d_off, scales, candidates = maxsim_problem(rng, [20, 40], [70, 3, 150], 128, dtype, 6)
+    expected = gpu_maxsim(queries, q_off, docs, d_off, scales, candidates)
+    q_buf = torch.zeros(queries.size + 1, dtype=torch.float32, device="cuda")
+    q_buf[1:] = torch.from_numpy(queries).cuda().reshape(-1)
+    d_buf = torch.zeros(docs.size + 1, dtype=getattr(torch, dtype), device="cuda")
+    d_buf[1:] = torch.from_numpy(docs).cuda().reshape(-1)
+    q_view, d_view = q_buf[1:].view(queries.shape), d_buf[1:].view(docs.shape)
+    assert q_view.data_ptr() % 16 != 0 and d_view.data_ptr() % (4 * d_view.element_size()) != 0
+    out = from_dlpack(_cuda.maxsim(q_view, torch.from_numpy(q_off).cuda(), d_view, torch.from_numpy(d_off).cuda(),
+                                   None if scales is None else torch.from_numpy(scales).cuda(),
+                                   torch.from_numpy(candidates).cuda()))
+    np.testing.assert_array_equal(out.cpu().numpy(), expected)
+
+
+def test_maxsim_edge_cases():
+    rng = np.random.default_rng(3)
+    queries, q_off, docs, d_off, _, _ = maxsim_problem(rng, [4, 0, 2], [5, 0, 3], 16, "float32", 1)
+    candidates = np.array([[0, 1, -1, 2], [0, 1, -1, 2], [2, 2, 0, -1]], np.int64)
+    got = assert_maxsim_matches((queries, q_off, docs, d_off, None, candidates))
+    assert np.isneginf(got[[0, 1], 1]).all()  # an empty document
+    assert np.isneginf(got[[0, 1], 2]).all() and np.isneginf(got[2, 3])  # -1 slots
+    assert np.isfinite(got[[0, 2], 0]).all()
+    np.testing.assert_array_equal(got[1], [0.0, -np.inf, -np.inf, 0.0])  # empty query
+    assert got[2, 0] == got[2, 1]  # the same document twice
+    # One candidate; no candidates; no queries.
+    assert_maxsim_matches((queries, q_off, docs, d_off, None, np.array([[2], [0], [1]], np.int64)))
+    empty = gpu_maxsim(queries, q_off, docs, d_off, None, np.zeros((3, 0), np.int64))
+    assert empty.shape == (3, 0)
+    none = gpu_maxsim(queries[:0], np.zeros(1, np.int64), docs, d_off, None, np.zeros((0, 4), np.int64))
+    assert none.shape == (0, 4)
+    # Every document empty, no token rows at all.
+    got = gpu_maxsim(queries, q_off, docs[:0], np.zeros(4, np.int64), None, candidates.clip(-1, 2))
+    assert np.isneginf(got).all()
+    # dim 0: every dot is 0, as on the CPU.
+    zq, zd = np.zeros((6, 0), np.float32), np.zeros((8, 0), np.float32)
+    assert_maxsim_matches((zq, q_off, zd, d_off, None, candidates), exact=True)
+
+
+@pytest.mark.parametrize("dtype", MAXSIM_DTYPES)
+def test_maxsim_nan_propagates(dtype):
+    rng = np.random.default_rng(11)
+    queries, q_off, docs, d_off, scales, _ = maxsim_problem(rng, [3, 40, 0], [10, 70, 4], 24, dtype, 1)
+    queries[q_off[1] + 35, 7] = np.nan  # query 1's token 35: past the first 32-token tile
+    if dtype == "int8":
+        scales[d_off[1] + 66] = np.nan  # document 1's token 66: in its second 64-token tile
+    else:
+        docs[d_off[1] + 66, 5] = np.nan
+    candidates = np.array([[0, 1, 2, -1]] * 3, np.int64)
+    got = assert_maxsim_matches((queries, q_off, docs, d_off, scales, candidates))
+    nan = np.isnan(got)
+    np.testing.assert_array_equal(nan, [[False, True, False, False], [True, True, True, False],
+                                        [False, False, False, False]])
+    np.testing.assert_array_equal(got[2], [0.0, 0.0, 0.0, -np.inf])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float16"])
+def test_maxsim_long_documents(dtype):
+    rng = np.random.default_rng(4000)
+    problem = maxsim_problem(rng, [32, 70], [4000, 4001, 1, 3999, 64], 128, dtype, 8)
+    assert_maxsim_matches(problem)
+
+
+def test_maxsim_many_candidates_and_batch_invariance():
+    rng = np.random.default_rng(5000)
+    problem = maxsim_problem(rng, [32, 7], rng.integers(0, 60, size=300), 64, "float16", 5000)
+    got = assert_maxsim_matches(problem)
+    queries, q_off, docs, d_off, scales, candidates = problem
+    # A score depends on its query and document only: the same pairs scored
+    # one at a time, and twice in a batch, give the same bits.
+    for q, c in [(0, 0), (0, 4999), (1, 2500)]:
+        one = gpu_maxsim(queries, q_off, docs, d_off, scales,
+                         np.where(np.arange(2)[:, None] == q, candidates[:, c:c + 1], -1))
+        assert one[q, 0] == got[q, c] or (np.isnan(one[q, 0]) and np.isnan(got[q, c]))
+    np.testing.assert_array_equal(gpu_maxsim(*problem), got)
+
+
+def test_maxsim_bad_inputs():
+    rng = np.random.default_rng(0)
+    queries, q_off, docs, d_off, _, candidates = maxsim_problem(rng, [3, 2], [4, 5, 6], 8, "float32", 3)
+    q, qo, d, do, c = (torch.from_numpy(a).cuda() for a in (queries, q_off, docs, d_off, candidates))
+
+    def call(**kw):
+        args = dict(queries=q, query_offsets=qo, documents=d, doc_offsets=do, scales=None, candidates=c)
+        args.update(kw)
+        return _cuda.maxsim(**args)
+
+    with pytest.raises(TypeError, match="queries must be float32, got float64"):
+        call(queries=q.double())
+    with pytest.raises(TypeError, match="documents must be float32, float16 or int8, got float64"):
+        call(documents=d.double())
+    with pytest.raises(TypeError, match="queries must be on a CUDA device"):
+        call(queries=q.cpu())
+    with pytest.raises(TypeError, match="candidates must be on a CUDA device"):
+        call(candidates=c.cpu())
+    with pytest.raises(TypeError, match="candidates must be int64, got int32"):
+        call(candidates=c.int())
+    with pytest.raises(TypeError, match="doc_offsets must be int64, got int32"):
+        call(doc_offsets=do.int())
+    with pytest.raises(ValueError, match="query tokens have dimension 8 but document tokens have 4"):
+        call(documents=d[:, :4].contiguous())
+    with pytest.raises(ValueError, match="documents must be C-contiguous"):
+        call(documents=torch.zeros((8, 15), device="cuda").T)
+    with pytest.raises(ValueError, match="queries must be 2-D"):
+        call(queries=q.reshape(-1))
+    with pytest.raises(ValueError, match="candidates has 1 rows but there are 2 queries"):
+        call(candidates=c[:1])
+    with pytest.raises(ValueError, match="query_offsets must be a contiguous 1-D tensor"):
+        call(query_offsets=qo[:0])
+    with pytest.raises(ValueError, match="int8 documents need scales"):
+        call(documents=d.to(torch.int8))
+    with pytest.raises(ValueError, match="scales apply to int8 documents only"):
+        call(scales=torch.ones(15, device="cuda"))
+    with pytest.raises(ValueError, match="scales must be a contiguous 1-D tensor of 15 entries"):
+        call(documents=d.to(torch.int8), scales=torch.ones(14, device="cuda"))
+    with pytest.raises(TypeError, match="scales must be float32, got float16"):
+        call(documents=d.to(torch.int8), scales=torch.ones(15, device="cuda", dtype=torch.float16))
+    # Values checked on the device, reported as the CPU op reports them.
+    bad = c.clone()
+    bad[1, 2] = 3
+    with pytest.raises(ValueError, match=r"candidates\[1, 2\] = 3 is out of range \[0, 3\)"):
+        call(candidates=bad)
+    bad[0, 1] = -2
+    with pytest.raises(ValueError, match=r"candidates\[0, 1\] = -2 is out of range \[0, 3\)"):
+        call(candidates=bad)
+    big = torch.full((2, 5000), 2, dtype=torch.int64, device="cuda")
+    big[1, 4321] = 1 << 40
+    with pytest.raises(ValueError, match=r"candidates\[1, 4321\] = 1099511627776 is out of range"):
+        call(candidates=big)
+    cases = [("doc_offsets", [1, 4, 9, 15], r"doc_offsets\[0\] must be 0, got 1"),
+             ("doc_offsets", [0, 4, 3, 15], r"doc_offsets must not decrease: doc_offsets\[1\] = 4 > "
+                                            r"doc_offsets\[2\] = 3"),
+             ("doc_offsets", [0, 4, 9, 16], r"doc_offsets\[-1\] must equal the number of token rows \(15\), got 16"),
+             ("doc_offsets", [0, 4, 9, 14], r"doc_offsets\[-1\] must equal the number of token rows \(15\), got 14"),
+             ("query_offsets", [0, 6, 5], r"query_offsets must not decrease"),
+             ("query_offsets", [0, 3, 4], r"query_offsets\[-1\] must equal the number of token rows \(5\), got 4")]
+    for arg, offsets, message in cases:
+        with pytest.raises(ValueError, match=message):
+            call(**{arg: torch.tensor(offsets, dtype=torch.int64, device="cuda"), "candidates": bad})
+    with pytest.raises(ValueError, match=r"query_offsets\[0\] must be 0, got 3"):
+        call(queries=q[:0], query_offsets=torch.tensor([3], dtype=torch.int64, device="cuda"),
+             candidates=c[:0])
+    # Nothing was left broken: a good call after the bad ones.
+    np.testing.assert_allclose(from_dlpack(call()).cpu().numpy(),
+                               maxsim_ref(queries, q_off, docs, d_off, candidates), rtol=1e-5, atol=1e-5)
+
+
+def test_rerank_maxsim_front_end_on_cuda_tensors():
+    """rk.rerank.maxsim with torch CUDA tensors: every query form, top-k, the
+    result on the device and equal to the CPU op."""
+    rng = np.random.default_rng(11)
+    docs = rng.standard_normal((300, 48)).astype(np.float32)
+    doc_offsets = np.concatenate([[0], np.sort(rng.integers(0, 300, 39)), [300]]).astype(np.int64)
+    padded = rng.standard_normal((3, 20, 48)).astype(np.float32)
+    mask = rng.random((3, 20)) < 0.7
+    cand = rng.integers(-1, 40, (3, 25)).astype(np.int64)
+    want = rk.rerank.maxsim(padded, docs, doc_offsets, cand, query_mask=mask)
+    dev = {"documents": torch.from_numpy(docs).cuda(), "doc_offsets": torch.from_numpy(doc_offsets).cuda()}
+    got = rk.rerank.maxsim(torch.from_numpy(padded).cuda(), dev["documents"], dev["doc_offsets"],
+                           torch.from_numpy(cand).cuda(), query_mask=torch.from_numpy(mask).cuda())
+    assert got.is_cuda
+    np.testing.assert_allclose(got.cpu().numpy(), want, rtol=1e-5, atol=1e-5)
+    ids, top = rk.rerank.maxsim(torch.from_numpy(padded).cuda(), dev["documents"], dev["doc_offsets"],
+                                torch.from_numpy(cand).cuda(), query_mask=torch.from_numpy(mask).cuda(), k=30)
+    want_ids, want_top = rk.rerank.maxsim(padded, docs, doc_offsets, cand, query_mask=mask, k=30)
+    np.testing.assert_allclose(top.cpu().numpy(), want_top, rtol=1e-5, atol=1e-5)
+    assert ids.shape == (3, 30) and (ids.cpu().numpy()[:, 25:] == -1).all()
+    one = rk.rerank.maxsim(torch.from_numpy(padded[0]).cuda(), dev["documents"], dev["doc_offsets"])
+    assert one.shape == (40,)
+    np.testing.assert_allclose(one.cpu().numpy(), rk.rerank.maxsim(padded[0], docs, doc_offsets),
+                               rtol=1e-5, atol=1e-5)

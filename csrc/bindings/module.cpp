@@ -14,6 +14,7 @@ void bind_sparse(py::module_& m);
 void bind_dense(py::module_& m);
 void bind_fusion(py::module_& m);
 void bind_prf(py::module_& m);
+void bind_rerank(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -40,4 +41,5 @@ PYBIND11_MODULE(_core, m) {
   ragkernels::bindings::bind_dense(m);
   ragkernels::bindings::bind_fusion(m);
   ragkernels::bindings::bind_prf(m);
+  ragkernels::bindings::bind_rerank(m);
 }

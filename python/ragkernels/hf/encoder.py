@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ragkernels.hf.sparse_encoder import Texts, _as_texts  # one text check for both encoders
+from ragkernels.hf._checks import Texts, as_texts, check_positive_int
 
 __all__ = ["Encoder", "document_text"]
 
@@ -134,11 +134,11 @@ class Encoder:
     def __init__(self, model=None, *, device="cpu", batch_size: int = 64,
                  max_length: Optional[int] = None, normalize: Optional[bool] = None,
                  dtype: str = "float32", num_threads: Optional[int] = None):
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(batch_size, "batch_size", "Encoder")
         if max_length is not None:
-            _check_positive_int(max_length, "max_length")
+            check_positive_int(max_length, "max_length", "Encoder")
         if num_threads is not None:
-            _check_positive_int(num_threads, "num_threads")
+            check_positive_int(num_threads, "num_threads", "Encoder")
         if normalize is not None and not isinstance(normalize, bool):
             raise TypeError(f"Encoder: normalize must be a bool or None, got {normalize!r}")
         if dtype not in _DTYPES:
@@ -210,13 +210,67 @@ class Encoder:
         ValueError
             `batch_size` is not an int >= 1.
         """
-        texts = _as_texts(texts, "encode")
-        if batch_size is not None:
-            _check_positive_int(batch_size, "batch_size")
-        batch_size = batch_size or self.batch_size
+        texts = as_texts(texts, "encode")
         out = np.empty((len(texts), self.dim), np.float32)
+        for rows, batch in self._sorted_batches(texts, batch_size, show_progress):
+            out[rows] = self._embed(batch).cpu().numpy()
+        return out
+
+    def encode_tokens(self, texts: Texts, *, batch_size: Optional[int] = None, normalize: bool = True,
+                      show_progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+        """Encode texts, one vector per token: the transformer's token outputs
+        (late interaction, `ragkernels.rerank.maxsim`).
+
+        Parameters
+        ----------
+        texts : str or sequence of str
+        batch_size : int, optional
+            Overrides the constructor's `batch_size` for this call.
+        normalize : bool, default True
+            Scale every token vector to unit length.
+        show_progress : bool, default False
+            Show a tqdm bar over texts.
+
+        Returns
+        -------
+        tokens : ndarray of float32, shape (T, dim)
+            Every text's tokens (special tokens included, padding excluded),
+            stacked in input order, without padding.
+        offsets : ndarray of int64, shape (len(texts) + 1,)
+            Text i owns ``tokens[offsets[i]:offsets[i + 1]]``.
+
+        Raises
+        ------
+        TypeError
+            `texts` is not a str or a sequence of str.
+        ValueError
+            `batch_size` is not an int >= 1.
+        """
+        import torch
+
+        texts = as_texts(texts, "encode_tokens")
+        width = self.model.config.hidden_size
+        per_text: List[np.ndarray] = [np.empty((0, width), np.float32)] * len(texts)
+        for rows, batch in self._sorted_batches(texts, batch_size, show_progress):
+            states = self.model(**batch).last_hidden_state.float()
+            if normalize:
+                states = torch.nn.functional.normalize(states, p=2.0, dim=-1)
+            mask = batch["attention_mask"].bool().cpu().numpy()  # whichever side the tokenizer pads
+            for row, state, keep in zip(rows.tolist(), states.cpu().numpy(), mask):
+                per_text[row] = state[keep]
+        offsets = np.zeros(len(texts) + 1, np.int64)
+        np.cumsum([len(t) for t in per_text], out=offsets[1:])
+        tokens = np.concatenate(per_text) if per_text else np.empty((0, width), np.float32)
+        return np.ascontiguousarray(tokens, dtype=np.float32), offsets
+
+    def _sorted_batches(self, texts: List[str], batch_size: Optional[int], show_progress: bool):
+        """(row numbers, tokenized batch) pairs, longest texts first, under
+        inference mode and the encoder's thread count."""
+        if batch_size is not None:
+            check_positive_int(batch_size, "batch_size", "Encoder")
+        batch_size = batch_size or self.batch_size
         if not texts:
-            return out
+            return
         import torch
         from tqdm.auto import tqdm
 
@@ -232,12 +286,10 @@ class Encoder:
                 # Longest first: the first batch shows the peak memory at once.
                 for start in range(0, len(texts), batch_size):
                     rows = order[start:start + batch_size]
-                    batch = self._batch([texts[i] for i in rows.tolist()])
-                    out[rows] = self._embed(batch).cpu().numpy()
+                    yield rows, self._batch([texts[i] for i in rows.tolist()])
                     bar.update(len(rows))
         finally:
             torch.set_num_threads(threads)
-        return out
 
     def encode_queries(self, texts: Texts, *, batch_size: Optional[int] = None,
                        show_progress: bool = False) -> np.ndarray:
@@ -394,8 +446,3 @@ def _as_list(items, op: str, name: str) -> list:
     if isinstance(items, (bytes, bytearray)) or not isinstance(items, Iterable):
         raise TypeError(f"{op}: {name} must be a sequence, got {type(items).__name__}")
     return list(items)
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise ValueError(f"Encoder: {name} must be an int >= 1, got {value!r}")

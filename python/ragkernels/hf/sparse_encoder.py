@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
+from collections.abc import Mapping
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ragkernels.hf._checks import Texts, as_texts, check_positive_int
+
 __all__ = ["SparseEncoder", "SparseVectors"]
 
-Texts = Union[str, Sequence[str]]
 _ENCODER_OPTIONS = ("max_length", "batch_size", "device", "query_weights", "threshold")
 
 
@@ -120,8 +121,8 @@ class SparseEncoder:
 
     def __init__(self, model, tokenizer, *, max_length: int = 256, batch_size: int = 32,
                  device=None, query_weights=None, threshold: float = 0.0):
-        _check_positive_int(max_length, "max_length")
-        _check_positive_int(batch_size, "batch_size")
+        check_positive_int(max_length, "max_length", "SparseEncoder")
+        check_positive_int(batch_size, "batch_size", "SparseEncoder")
         if not (isinstance(threshold, numbers.Real) and math.isfinite(threshold) and threshold >= 0):
             raise ValueError(f"SparseEncoder: threshold must be finite and >= 0, got {threshold!r}")
         self.vocab_size = int(model.config.vocab_size)
@@ -193,7 +194,7 @@ class SparseEncoder:
         are batched in order of token length (less padding) and the rows
         put back in input order; entries with ``w_j <= threshold`` dropped.
         """
-        return self._splade(_as_texts(texts, "encode_documents"), show_progress)
+        return self._splade(as_texts(texts, "encode_documents"), show_progress)
 
     def encode_queries(self, texts: Texts, *, show_progress: bool = False) -> SparseVectors:
         """Encode queries, by table look-up when `query_weights` is set.
@@ -226,7 +227,7 @@ class SparseEncoder:
         Without `query_weights`: the same SPLADE-max encoding as
         `encode_documents`.
         """
-        texts = _as_texts(texts, "encode_queries")
+        texts = as_texts(texts, "encode_queries")
         if self.query_weights is None:
             return self._splade(texts, show_progress)
         return self._look_up(texts, show_progress)
@@ -313,23 +314,6 @@ class SparseEncoder:
 
     def _tokenize(self, texts: List[str], **options):
         return self.tokenizer(texts, truncation=True, max_length=self.max_length, **options)
-
-
-def _as_texts(texts: Texts, op: str) -> List[str]:
-    if isinstance(texts, str):
-        return [texts]
-    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):
-        raise TypeError(f"{op}: texts must be str or a sequence of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise TypeError(f"{op}: texts[{i}] must be str, got {type(text).__name__}")
-    return texts
-
-
-def _check_positive_int(value, name: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"SparseEncoder: {name} must be an int >= 1, got {value!r}")
 
 
 def _weight_table(query_weights, token_ids: Mapping[str, int], vocab_size: int) -> np.ndarray:
