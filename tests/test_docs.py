@@ -8,7 +8,8 @@ import pytest
 @pytest.mark.parametrize("module", ["ragkernels._ops", "ragkernels.metrics", "ragkernels.data.beir",
                                     "ragkernels.sparse", "ragkernels.text", "ragkernels.hf.sparse_encoder",
                                     "ragkernels.dense", "ragkernels.fusion", "ragkernels.prf",
-                                    "ragkernels.hf.encoder"])
+                                    "ragkernels.hf.encoder", "ragkernels.rerank", "ragkernels.hf.listwise",
+                                    "ragkernels.hf.cross_encoder"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

@@ -3,7 +3,10 @@
 torch and transformers are imported only when a model is loaded or run, so
 importing this package, or ``ragkernels``, never pulls them in.
 """
+from ragkernels.hf.cross_encoder import CrossEncoder
 from ragkernels.hf.encoder import Encoder, document_text
+from ragkernels.hf.listwise import ListwiseReranker, parse_permutation
 from ragkernels.hf.sparse_encoder import SparseEncoder, SparseVectors
 
-__all__ = ["Encoder", "SparseEncoder", "SparseVectors", "document_text"]
+__all__ = ["CrossEncoder", "Encoder", "ListwiseReranker", "SparseEncoder", "SparseVectors", "document_text",
+           "parse_permutation"]
