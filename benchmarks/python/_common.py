@@ -26,6 +26,15 @@ def data_dir() -> Path:
     return path
 
 
+def read_beir_qrels(path: Path) -> Dict[str, Dict[str, int]]:
+    """A BEIR qrels .tsv (header line, then query-id, corpus-id, score) as {qid: {doc: rel}}."""
+    out: Dict[str, Dict[str, int]] = {}
+    for line in Path(path).read_text().splitlines()[1:]:
+        q, d, r = line.split("\t")
+        out.setdefault(q, {})[d] = int(r)
+    return out
+
+
 def time_calls(fn: Callable[[], object], repeat: int, warmup: int = 1) -> Dict[str, float]:
     """Median and p99 wall seconds of `repeat` calls after `warmup` untimed ones."""
     for _ in range(warmup):

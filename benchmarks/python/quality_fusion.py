@@ -36,18 +36,10 @@ from typing import Dict, List
 
 import numpy as np
 
-from _common import data_dir, machine, versions, write_results
+from _common import data_dir, machine, read_beir_qrels, versions, write_results
 
 DATASETS = {"scifact": "beir/scifact", "cacm": "classic/cacm"}
 FIXED = {"gmnz": {"gamma": 1.0}, "rbc": {"phi": 0.9}}
-
-
-def read_qrels(path: Path) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        q, d, r = line.split("\t")
-        out.setdefault(q, {})[d] = int(r)
-    return out
 
 
 def dense_vectors(name: str, base: Path, docs: List[dict], queries: Dict[str, str], emb: str):
@@ -88,7 +80,7 @@ def load(name: str, args) -> Dict[str, object]:
         path = base / "qrels" / f"{split}.tsv"
         if not path.is_file():
             continue
-        qrels = read_qrels(path)
+        qrels = read_beir_qrels(path)
         qids = sorted(q for q in queries if q in qrels)  # judged queries only
         if args.quick:
             qids = qids[:60]

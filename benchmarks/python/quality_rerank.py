@@ -28,17 +28,9 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 
-from _common import data_dir, machine, versions, write_results
+from _common import data_dir, machine, read_beir_qrels, versions, write_results
 
 DATASETS = {"scifact": "beir/scifact", "cacm": "classic/cacm"}
-
-
-def read_qrels(path: Path) -> Dict[str, Dict[str, int]]:
-    out: Dict[str, Dict[str, int]] = {}
-    for line in path.read_text().splitlines()[1:]:
-        q, d, r = line.split("\t")
-        out.setdefault(q, {})[d] = int(r)
-    return out
 
 
 def token_cache(name: str, kind: str, texts: List[str], cache: str) -> Tuple[np.ndarray, np.ndarray]:
@@ -66,7 +58,7 @@ def load(name: str, cache: str):
     base = data_dir() / DATASETS[name]
     docs = [json.loads(line) for line in open(base / "corpus.jsonl")]
     queries = {q["_id"]: q["text"] for q in map(json.loads, open(base / "queries.jsonl"))}
-    qrels = read_qrels(base / "qrels" / "test.tsv")
+    qrels = read_beir_qrels(base / "qrels" / "test.tsv")
     qids = sorted(q for q in queries if q in qrels)
     texts = [(d.get("title", "") + " " + d["text"]).strip() for d in docs]
     doc_ids = [d["_id"] for d in docs]
