@@ -67,7 +67,7 @@ std::vector<float> run(const QueryTokens& q, const DocTokens& d, const std::vect
 
 TEST(MaxSim, ExactOnSmallIntegersForEveryTokenType) {
   std::mt19937 rng(7);
-  for (int64_t dim : {1, 3, 16, 40, 129}) {
+  for (int64_t dim : {1, 3, 16, 40, 128, 129, 300}) {
     const Ragged docs = random_ragged(rng, {0, 1, 11, 12, 13, 25, 61, 0, 3}, dim);
     const Ragged queries = random_ragged(rng, {0, 1, 8, 31, 32, 33, 65}, dim);
     std::vector<int64_t> cand;
