@@ -140,7 +140,7 @@ QueryTerms prepare(const QueryInput& in, uint64_t vocab) {
 }
 
 template <typename Doc>
-py::object run(const TermMatchIndex& index, const QueryInput& in, const py::array& cand, const py::object& k_obj) {
+py::array_t<float> run(const TermMatchIndex& index, const QueryInput& in, const py::array& cand) {
   const bool single = in.layout == QueryLayout::single;
   View2<const Doc> c;
   if (single) {
@@ -149,29 +149,17 @@ py::object run(const TermMatchIndex& index, const QueryInput& in, const py::arra
   } else {
     c = view2<Doc>(cand, kOp, "candidates");
   }
-  const int64_t k = k_obj.is_none() ? 0 : k_obj.cast<int64_t>();
-  RK_CHECK_ARG(k_obj.is_none() || k >= 1, kOp, ": k must be >= 1, got ", k);
-  std::vector<py::ssize_t> shape = single ? std::vector<py::ssize_t>{k ? k : c.cols}
-                                          : std::vector<py::ssize_t>{c.rows, k ? k : c.cols};
-  const int64_t cols = k ? k : c.cols;
+  std::vector<py::ssize_t> shape = single ? std::vector<py::ssize_t>{c.cols} : std::vector<py::ssize_t>{c.rows, c.cols};
   py::array_t<float> scores(shape);
-  const View2<float> sv = make_view2(scores.mutable_data(), c.rows, cols);
-  if (!k) {
-    py::gil_scoped_release nogil;
-    rerank::term_match(index, prepare(in, index.vocab_size()), c, sv);
-    return std::move(scores);
-  }
-  py::array_t<int64_t> ids(shape);
-  const View2<int64_t> iv = make_view2(ids.mutable_data(), c.rows, cols);
+  const View2<float> sv = make_view2(scores.mutable_data(), c.rows, c.cols);
   {
     py::gil_scoped_release nogil;
-    rerank::term_match_topk(index, prepare(in, index.vocab_size()), c, k, iv, sv);
+    rerank::term_match(index, prepare(in, index.vocab_size()), c, sv);
   }
-  return py::make_tuple(ids, scores);
+  return scores;
 }
 
-py::object term_match(py::handle queries_obj, const TermMatchIndex& index, py::handle candidates_obj,
-                      const py::object& k) {
+py::array_t<float> term_match(py::handle queries_obj, const TermMatchIndex& index, py::handle candidates_obj) {
   const QueryInput in = query_input(queries_obj);
   const py::array cand = as_ndarray(candidates_obj, kOp, "candidates");
   check_ints(cand, kOp, "candidates");
@@ -183,7 +171,7 @@ py::object term_match(py::handle queries_obj, const TermMatchIndex& index, py::h
     RK_CHECK_ARG(cand.ndim() == 2 && cand.shape(0) == nq, kOp, ": candidates must have shape (", nq,
                  ", C), one row per query, got ", describe(cand));
   }
-  return has_dtype<int32_t>(cand) ? run<int32_t>(index, in, cand, k) : run<int64_t>(index, in, cand, k);
+  return has_dtype<int32_t>(cand) ? run<int32_t>(index, in, cand) : run<int64_t>(index, in, cand);
 }
 
 }  // namespace
@@ -226,8 +214,7 @@ void bind_rerank_term_match(py::module_& m) {
       .def_property_readonly("weights", [](const std::shared_ptr<TermMatchIndex>& i) {
         return index_array(i, i->weights(), i->num_postings());
       });
-  m.def("term_match", &term_match, py::arg("query_term_ids"), py::arg("index"), py::arg("candidates"),
-        py::arg("k"));
+  m.def("term_match", &term_match, py::arg("query_term_ids"), py::arg("index"), py::arg("candidates"));
 }
 
 }  // namespace ragkernels::bindings

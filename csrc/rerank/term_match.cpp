@@ -8,7 +8,6 @@
 
 #include "core/error.h"
 #include "core/parallel.h"
-#include "core/topk.h"
 #include "sparse/bm25.h"
 #include "sparse/posting_cursor.h"
 #include "sparse/sparse_index.h"
@@ -309,28 +308,7 @@ void term_match(const TermMatchIndex& index, const QueryTerms& queries, ConstVie
   }, 2048);
 }
 
-template <typename Doc>
-void term_match_topk(const TermMatchIndex& index, const QueryTerms& queries, ConstView2<Doc> candidates, int64_t k,
-                     View2<int64_t> out_ids, View2<float> out_scores) {
-  RK_CHECK_ARG(k >= 1, "term_match: k must be >= 1, got ", k);
-  std::vector<float> scores(static_cast<size_t>(candidates.rows * candidates.cols));
-  const View2<float> all = make_view2(scores.data(), candidates.rows, candidates.cols);
-  term_match(index, queries, candidates, all);
-  topk(ConstView2<float>{all.data, all.rows, all.cols, all.row_stride, all.col_stride}, k, out_ids, out_scores);
-  // topk returns candidate positions; callers want document numbers.
-  for (int64_t i = 0; i < out_ids.rows; ++i) {
-    for (int64_t j = 0; j < out_ids.cols; ++j) {
-      const int64_t pos = out_ids(i, j);
-      out_ids(i, j) = pos < 0 ? -1 : static_cast<int64_t>(candidates(i, pos));
-    }
-  }
-}
-
 template void term_match<int32_t>(const TermMatchIndex&, const QueryTerms&, ConstView2<int32_t>, View2<float>);
 template void term_match<int64_t>(const TermMatchIndex&, const QueryTerms&, ConstView2<int64_t>, View2<float>);
-template void term_match_topk<int32_t>(const TermMatchIndex&, const QueryTerms&, ConstView2<int32_t>, int64_t,
-                                       View2<int64_t>, View2<float>);
-template void term_match_topk<int64_t>(const TermMatchIndex&, const QueryTerms&, ConstView2<int64_t>, int64_t,
-                                       View2<int64_t>, View2<float>);
 
 }  // namespace ragkernels::rerank

@@ -128,12 +128,4 @@ template <typename Doc>
 void term_match(const TermMatchIndex& index, const QueryTerms& queries, ConstView2<Doc> candidates,
                 View2<float> out);
 
-// The k >= 1 best candidates of each row, best first: out_ids holds their
-// document numbers, out_scores their scores. Ties go to the earlier
-// candidate position; -1 slots rank last (score -inf, id -1); rows shorter
-// than k are padded with -1 / -inf (core/topk.h).
-template <typename Doc>
-void term_match_topk(const TermMatchIndex& index, const QueryTerms& queries, ConstView2<Doc> candidates, int64_t k,
-                     View2<int64_t> out_ids, View2<float> out_scores);
-
 }  // namespace ragkernels::rerank

@@ -182,13 +182,14 @@ def _candidates(candidates: Any, num_queries: int, num_docs: int) -> np.ndarray:
     return array
 
 
-def _finish(scores: Any, candidates: Any, k: Optional[int], single: bool):
-    """Scores as returned, or the top-k of each row as document numbers."""
+def _finish(scores: Any, candidates: Any, k: Optional[int], single: bool, op: str = "maxsim"):
+    """(Q, C) scores as returned, or the top-k of each row as document numbers
+    (shared by every rerank op: ties keep candidate order, NaN last, -1 / -inf pad)."""
     if k is None:
         return scores[0] if single else scores
-    k = _check_int(k, "maxsim", "k")
+    k = _check_int(k, op, "k")
     if k < 1:
-        raise ValueError(f"maxsim: k must be >= 1, got {k}")
+        raise ValueError(f"{op}: k must be >= 1, got {k}")
     positions, top = topk(scores, int(k))
     ids = _take_ids(candidates, positions)
     return (ids[0], top[0]) if single else (ids, top)
@@ -478,10 +479,17 @@ def term_match(query_term_ids: Any, index: TermMatchIndex, candidates: Any, *, k
     """
     if not isinstance(index, TermMatchIndex):
         raise TypeError(f"term_match: index must be a ragkernels.rerank.TermMatchIndex, got {type(index).__name__}")
-    k = None if k is None else _check_int(k, "term_match", "k")
+    if k is not None:
+        _check_int(k, "term_match", "k")
     if isinstance(query_term_ids, (list, tuple)):
         query_term_ids = [_tm_query(q, i) for i, q in enumerate(query_term_ids)]
-    return _core.term_match(query_term_ids, index._core, candidates, k)
+    scores = _core.term_match(query_term_ids, index._core, candidates)
+    if k is None:
+        return scores
+    candidates = _int64_array(candidates, "term_match", "candidates")
+    single = scores.ndim == 1
+    return _finish(scores[None] if single else scores, candidates[None] if single else candidates, k, single,
+                   "term_match")
 
 
 def _tm_query(query: Any, i: int) -> Any:

@@ -90,18 +90,6 @@ TEST(TermMatch, BuildSortsAndKeepsTheLargestWeightOfARepeatedTerm) {
   EXPECT_EQ(weights, (std::vector<float>{2, 5, -1}));
 }
 
-TEST(TermMatch, TopkMapsPositionsToDocumentsAndPads) {
-  auto index = build({1, 1, 1}, {1, 3, 3}, {0, 1, 2, 3});
-  const auto q = queries({{1}}, index->vocab_size());
-  const std::vector<int64_t> cand{0, -1, 2, 1};
-  std::vector<int64_t> ids(6);
-  std::vector<float> top(6);
-  rr::term_match_topk(*index, q, make_view2(cand.data(), 1, 4), 6, make_view2(ids.data(), 1, 6),
-                      make_view2(top.data(), 1, 6));
-  EXPECT_EQ(ids, (std::vector<int64_t>{2, 1, 0, -1, -1, -1}));  // 2 and 1 tie: earlier position first
-  EXPECT_EQ(top, (std::vector<float>{3, 3, 1, -kInf, -kInf, -kInf}));
-}
-
 TEST(TermMatch, RandomDataMatchesBruteForceAtAnyThreadCount) {
   std::mt19937 rng(7);
   const int64_t num_docs = 500, vocab = 300, nq = 23, cols = 150;
@@ -208,11 +196,4 @@ TEST(TermMatch, RefusesBadInput) {
   expect_value_error([&] { queries({{1, -4}}, 2); }, "query_term_ids[0][1] = -4 is negative");
   const auto q = queries({{1}}, 2);
   expect_value_error([&] { scores(*index, q, {0, 1}, 2); }, "candidates[0, 1] = 1 is out of range [0, 1)");
-  std::vector<int64_t> ids(1);
-  std::vector<float> top(1);
-  const std::vector<int64_t> cand{0};
-  expect_value_error([&] {
-    rr::term_match_topk(*index, q, make_view2(cand.data(), 1, 1), 0, make_view2(ids.data(), 1, 1),
-                        make_view2(top.data(), 1, 1));
-  }, "k must be >= 1");
 }
