@@ -1,4 +1,5 @@
 // Bindings of csrc/text/: conversion and validation only.
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 
 #include "core/error.h"
 #include "text/analyzer.h"
+#include "text/segment.h"
 
 namespace py = pybind11;
 
@@ -186,9 +188,40 @@ py::dict config_dict(const Analyzer& analyzer) {
   return out;
 }
 
+// Sentences of every text as code-point spans, flattened: spans (total, 2)
+// int64 [begin, end) and offsets (n_texts + 1,) int64, text i owning rows
+// offsets[i]:offsets[i + 1]. Segmented without the GIL, texts in parallel.
+py::tuple split_sentences(py::handle texts) {
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> views = utf8_items(texts, "split_sentences", "texts", keep_alive);
+  std::vector<std::vector<text::SentenceSpan>> per_text;
+  py::array_t<int64_t> offsets(static_cast<py::ssize_t>(views.size() + 1));
+  int64_t* off = offsets.mutable_data();
+  int64_t total = 0;
+  {
+    py::gil_scoped_release nogil;
+    text::split_sentences_batch(views, per_text);
+    off[0] = 0;
+    for (size_t i = 0; i < per_text.size(); ++i) off[i + 1] = total += static_cast<int64_t>(per_text[i].size());
+  }
+  py::array_t<int64_t> spans({static_cast<py::ssize_t>(total), static_cast<py::ssize_t>(2)});
+  int64_t* out = spans.mutable_data();
+  {
+    py::gil_scoped_release nogil;
+    for (const auto& sentences : per_text) {
+      for (const auto& s : sentences) {
+        *out++ = s.begin;
+        *out++ = s.end;
+      }
+    }
+  }
+  return py::make_tuple(std::move(spans), std::move(offsets));
+}
+
 }  // namespace
 
 void bind_text(py::module_& m) {
+  m.def("split_sentences", &split_sentences, py::arg("texts"));
   m.attr("text_unicode_version") = py::str(std::string(text::unicode_version()));
   py::class_<Analyzer>(m, "Analyzer")
       .def(py::init([](py::handle lowercase, py::handle stopwords, py::handle stemmer, py::handle keep_numbers) {

@@ -9,11 +9,13 @@ parallel, without the GIL.
 from __future__ import annotations
 
 from collections.abc import Sized
-from typing import Any, Dict, Iterable, List, Optional, Union
+from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
+
+import numpy as np
 
 from ragkernels import _core
 
-__all__ = ["UNICODE_VERSION", "Analyzer", "tokenize"]
+__all__ = ["UNICODE_VERSION", "Analyzer", "SentenceSpans", "split_sentences", "tokenize"]
 
 #: Unicode version of the analyzer's character tables: that of the Python
 #: which generated them (bm25s parity is exact under that version).
@@ -165,3 +167,87 @@ def tokenize(texts: Texts, *, show_progress: bool = False, **analyzer_kwargs: An
     [['running', 'dogs'], ['cat']]
     """
     return Analyzer(**analyzer_kwargs).tokenize(texts, show_progress=show_progress)
+
+
+class SentenceSpans(NamedTuple):
+    """Sentences of many texts, flattened: one row per sentence.
+
+    Attributes
+    ----------
+    spans : ndarray of int64, shape (n_sentences, 2)
+        ``[start, end)`` code-point offsets into the sentence's own text.
+    offsets : ndarray of int64, shape (n_texts + 1,)
+        Text ``i`` owns rows ``offsets[i]:offsets[i + 1]`` of `spans`.
+    """
+
+    spans: np.ndarray
+    offsets: np.ndarray
+
+    def text_ids(self) -> np.ndarray:
+        """ndarray of int64, shape (n_sentences,): the text of each sentence."""
+        return np.repeat(np.arange(len(self.offsets) - 1, dtype=np.int64), np.diff(self.offsets))
+
+    def of(self, i: int) -> np.ndarray:
+        """ndarray of int64, shape (n_i, 2): the spans of text `i`."""
+        return self.spans[self.offsets[i]:self.offsets[i + 1]]
+
+    def strings(self, texts: List[str]) -> List[List[str]]:
+        """The sentences as str, per text (`texts` as segmented)."""
+        return [[text[a:b] for a, b in self.of(i).tolist()] for i, text in enumerate(texts)]
+
+
+def split_sentences(texts: Texts) -> Union[np.ndarray, SentenceSpans]:
+    """Split text into sentences, by rules, as code-point spans.
+
+    Parameters
+    ----------
+    texts : str or iterable of str
+        One text, or many.
+
+    Returns
+    -------
+    ndarray of int64, shape (n_sentences, 2), for one str
+        ``[start, end)`` so that ``text[start:end]`` is a sentence.
+    SentenceSpans, for an iterable of str
+        All sentences in one (n_sentences, 2) array plus per-text
+        `offsets` (n_texts + 1,); ``text_ids()`` gives each sentence's
+        text, ``strings(texts)`` the sentences as str.
+
+    Raises
+    ------
+    TypeError
+        `texts`, or one of its items, is not str (bytes included).
+
+    Notes
+    -----
+    Offsets count code points, as Python slices do (the C++ core also
+    keeps UTF-8 byte offsets). Sentences exclude their leading and
+    trailing whitespace; a text of whitespace has none. The rules
+    (csrc/text/segment.h): a run of . ! ? … (and CJK/full-width marks),
+    with its closing quotes and brackets, ends a sentence before
+    whitespace and an uppercase letter, a digit, an opener or a symbol,
+    or a lowercase word holding a capital or digit (p53, mRNA); not
+    after a prefix abbreviation (Dr., Fig., e.g., vs.) or an initial
+    (J. R. R. Tolkien; any single letter, so "vitamin D. The" does not
+    break); after etc., et al., U.S. and other final
+    abbreviations only before an uppercase letter ("in the U.S. The"
+    breaks). Decimals, versions and "e.g." never break (no space after
+    the period). A blank line, or a line break before a list marker,
+    always breaks; a lone line break is whitespace. Texts run in
+    parallel (``ragkernels.set_num_threads``) without the GIL; the
+    result does not depend on the thread count.
+
+    Examples
+    --------
+    >>> from ragkernels.text import split_sentences
+    >>> text = 'Dr. Smith saw 3.5 mm (see Fig. 2.) in the U.S. He said "stop." Then'
+    >>> [text[a:b] for a, b in split_sentences(text).tolist()]
+    ['Dr. Smith saw 3.5 mm (see Fig. 2.) in the U.S.', 'He said "stop."', 'Then']
+    >>> batch = split_sentences(["One. Two.", "", "Three"])
+    >>> batch.offsets.tolist(), batch.text_ids().tolist()
+    ([0, 2, 2, 3], [0, 0, 2])
+    """
+    spans, offsets = _core.split_sentences(texts)
+    if isinstance(texts, str):
+        return spans
+    return SentenceSpans(spans, offsets)
