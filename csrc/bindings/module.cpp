@@ -15,6 +15,7 @@ void bind_dense(py::module_& m);
 void bind_fusion(py::module_& m);
 void bind_prf(py::module_& m);
 void bind_rerank(py::module_& m);
+void bind_select(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -42,4 +43,5 @@ PYBIND11_MODULE(_core, m) {
   ragkernels::bindings::bind_fusion(m);
   ragkernels::bindings::bind_prf(m);
   ragkernels::bindings::bind_rerank(m);
+  ragkernels::bindings::bind_select(m);
 }

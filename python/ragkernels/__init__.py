@@ -9,7 +9,7 @@ from ragkernels._version import __version__
 from ragkernels._core import FormatError, get_num_threads, set_num_threads
 from ragkernels._ops import load_arrays, save_arrays, topk
 from ragkernels import data, metrics
-from ragkernels import dense, fusion, hf, prf, rerank, sparse, text
+from ragkernels import dense, fusion, hf, prf, rerank, select, sparse, text
 
 __all__ = [
     "FormatError",
@@ -24,6 +24,7 @@ __all__ = [
     "prf",
     "rerank",
     "save_arrays",
+    "select",
     "set_num_threads",
     "sparse",
     "text",

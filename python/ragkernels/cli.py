@@ -8,7 +8,8 @@ them, e.g. ``-m ndcg_cut.10 -l2 -M100``), or JSON with ``--json``.
 ``ragkernels demo`` runs the main job on the small corpus shipped inside the
 package: BM25 and dense retrieval (all-MiniLM-L6-v2, the ``[hf]`` extra), their
 reciprocal-rank fusion, a late-interaction (MaxSim) rerank of the fused list
-over the same model's token vectors, and the evaluation of all four.
+over the same model's token vectors, the evaluation of all four, and the
+compressed context (clue selection) of the first query's top passages.
 """
 from __future__ import annotations
 
@@ -149,10 +150,31 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"{measure:<14}" + "".join(f"{results[name].summary[measure]:>9.4f}" for name in runs))
     before, after = results["RRF"].summary["ndcg_cut_10"], results["+MaxSim"].summary["ndcg_cut_10"]
     print(f"\nnDCG@10 of the fused list: {before:.4f} -> {after:.4f} after the MaxSim rerank ({after - before:+.4f})")
+    _print_compressed(encoder, demo, reranked)
     if args.per_query:
         print("\nper query, RRF + MaxSim:\n")
         sys.stdout.write(results["+MaxSim"].to_trec_eval(per_query=True))
     return 0
+
+
+def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> None:
+    """The clue selection step for the first query: its top passages cut to the
+    sentences that carry the answer, under a token budget."""
+    from ragkernels import select
+
+    query_id, query = demo.queries.ids[0], demo.queries.texts[0]
+    row = {doc: i for i, doc in enumerate(demo.corpus.ids)}
+    best = sorted(run[query_id].items(), key=lambda kv: -kv[1])[:top]
+    passages = [demo.corpus.texts[row[doc]] for doc, _ in best]
+    start = time.perf_counter()
+    ctx = select.compress(query, passages, budget_tokens=budget, tokenizer=encoder.tokenizer, scorer="hybrid",
+                          encoder=encoder, mmr_lambda=0.7)
+    print(f"\ncompressed context for {query_id} ({query!r}), top {top} passages, budget {budget} tokens, "
+          f"in {(time.perf_counter() - start) * 1000:.1f} ms:\n")
+    print(ctx.text)
+    print(f"\nkept {ctx.kept_tokens} of {ctx.original_tokens} tokens "
+          f"({100 * (1 - ctx.kept_tokens / max(ctx.original_tokens, 1)):.0f}% saved), "
+          f"{len(ctx.sentences)} sentences: " + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
 
 
 def _maxsim_rerank(encoder, texts, doc_ids, queries, run):

