@@ -22,6 +22,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ragkernels import _core
+from ragkernels._checks import as_texts
 from ragkernels.text import Analyzer, split_sentences
 
 __all__ = ["Clue", "Context", "Ragged", "SCORERS", "TokenCounter", "bm25", "combine_scores", "compress", "cosine",
@@ -412,10 +413,11 @@ class SelectedClues(NamedTuple):
 def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = None,
                  query_embeddings: Any = None, sentence_embeddings: Any = None, positions: Any = None,
                  passage_ranks: Any = None, external: Any = None, token_counts: Any = None,
-                 weights: Optional[Dict[str, float]] = None, normalization: str = "min-max", k1: float = 1.5, b: float = 0.75, df: Any = None,
-                 num_docs: Optional[float] = None, avgdl: Optional[float] = None, mmr_lambda: float = 1.0,
-                 max_picks: Optional[int] = None, similarity: str = "dense", budget: Optional[int] = None, sufficiency: Optional[float] = None,
-                 order: str = "rank", max_dp_cells: int = MAX_DP_CELLS) -> SelectedClues:
+                 weights: Optional[Dict[str, float]] = None, normalization: str = "min-max", k1: float = 1.5,
+                 b: float = 0.75, df: Any = None, num_docs: Optional[float] = None, avgdl: Optional[float] = None,
+                 mmr_lambda: float = 1.0, max_picks: Optional[int] = None, similarity: str = "dense",
+                 budget: Optional[int] = None, sufficiency: Optional[float] = None, order: str = "rank",
+                 max_dp_cells: int = MAX_DP_CELLS) -> SelectedClues:
     """Score, rerank and truncate the clues of a batch of queries at once.
 
     One compiled call, queries in parallel, no GIL: per query, the scorers
@@ -604,15 +606,17 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         ``text``, ``sentences`` (Clue: passage, sentence, span, text,
         score, tokens), ``kept_tokens``, ``original_tokens``.
     """
-
     single = isinstance(query, str)
-    queries, passage_lists = ([query], [passages]) if single else (_as_str_list(query, "query"), list(passages))
-    if len(passage_lists) != len(queries):
-        raise ValueError(f"compress: {len(queries)} queries but {len(passage_lists)} passage lists")
-    passage_lists = [_as_str_list(p, f"passages[{i}]" if not single else "passages")
-                     for i, p in enumerate(passage_lists)]
-    if budget_tokens is not None and (isinstance(budget_tokens, bool) or not isinstance(budget_tokens, (int, np.integer))
-                                      or budget_tokens < 1):
+    if single:
+        queries, passage_lists = [query], [as_texts(passages, "compress", "passages", allow_str=False)]
+    else:
+        queries, passage_lists = as_texts(query, "compress", "query", allow_str=False), list(passages)
+        if len(passage_lists) != len(queries):
+            raise ValueError(f"compress: {len(queries)} queries but {len(passage_lists)} passage lists")
+        passage_lists = [as_texts(p, "compress", f"passages[{i}]", allow_str=False)
+                         for i, p in enumerate(passage_lists)]
+    if budget_tokens is not None and (isinstance(budget_tokens, (bool, np.bool_))
+                                      or not isinstance(budget_tokens, (int, np.integer)) or budget_tokens < 1):
         raise ValueError(f"compress: budget_tokens must be an int >= 1, got {budget_tokens!r}")
     if order not in ("document", "rank"):
         raise ValueError(f'compress: order must be "document" or "rank", got {order!r}')
@@ -688,13 +692,3 @@ def _default_encoder() -> Any:
 
         _ENCODER.append(Encoder())
     return _ENCODER[0]
-
-
-def _as_str_list(texts: Any, name: str) -> List[str]:
-    if isinstance(texts, (str, bytes)) or not hasattr(texts, "__iter__"):
-        raise TypeError(f"compress: {name} must be a sequence of str, got {type(texts).__name__}")
-    texts = list(texts)
-    for i, t in enumerate(texts):
-        if not isinstance(t, str):
-            raise TypeError(f"compress: {name}[{i}] must be str, got {type(t).__name__}")
-    return texts

@@ -18,7 +18,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ragkernels.hf._checks import as_texts, check_positive_int
+from ragkernels._checks import as_texts, check_positive_int
 
 __all__ = ["CrossEncoder"]
 

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ragkernels.hf._checks import Texts, as_texts, check_positive_int
+from ragkernels._checks import Texts, as_texts, check_positive_int
 
 __all__ = ["Encoder", "document_text"]
 

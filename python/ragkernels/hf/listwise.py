@@ -28,7 +28,7 @@ from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ragkernels.hf._checks import check_positive_int
+from ragkernels._checks import check_positive_int
 
 __all__ = ["ListwiseReranker", "parse_permutation", "DEFAULT_LABELS", "DEFAULT_SYSTEM_PROMPT"]
 

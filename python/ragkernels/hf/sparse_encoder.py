@@ -15,7 +15,7 @@ from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ragkernels.hf._checks import Texts, as_texts, check_positive_int
+from ragkernels._checks import Texts, as_texts, check_positive_int
 
 __all__ = ["SparseEncoder", "SparseVectors"]
 

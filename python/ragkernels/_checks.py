@@ -1,4 +1,4 @@
-"""Argument checks shared by the Hugging Face wrappers (one wording everywhere)."""
+"""Argument checks shared by the Python modules (one wording everywhere)."""
 from __future__ import annotations
 
 from collections.abc import Iterable
