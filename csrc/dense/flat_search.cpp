@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 #include "dense/candidate_queue.h"
 
@@ -47,14 +48,8 @@ using ScanFn = void (*)(const ScanJob&, int64_t, int64_t, CandidateQueue*);
 }  // namespace
 
 // The scan kernel (scan_kernel.inc) is compiled once per instruction set, in
-// its own namespace, under `#pragma GCC target`; the best one the processor
-// supports is picked at run time. One binary runs on any x86-64 (or aarch64,
-// where the baseline copy is NEON).
-#define RK_ISA_BASELINE 0
-#define RK_ISA_AVX2 1
-#define RK_ISA_AVX512 2
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RK_DENSE_X86 1
+// its own namespace, under `#pragma GCC target`; core/isa.h picks the copy.
+#ifdef RK_ISA_X86
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")
 #define RK_ISA RK_ISA_AVX512
@@ -81,15 +76,16 @@ namespace baseline {
 namespace {
 
 ScanFn pick_scan() {
-#ifdef RK_DENSE_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return avx512::scan;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return avx2::scan;
+  switch (best_isa()) {
+#ifdef RK_ISA_X86
+    case Isa::kAvx512:
+      return avx512::scan;
+    case Isa::kAvx2:
+      return avx2::scan;
 #endif
-  return baseline::scan;
+    default:
+      return baseline::scan;
+  }
 }
 
 // Queries per pass: the queues of a pass hold parts x queries x k entries.

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 
 #if defined(__x86_64__)
@@ -43,13 +44,8 @@ struct Kernel {
 }  // namespace
 
 // The kernel (maxsim_kernel.inc) is compiled once per instruction set, in
-// its own namespace, under `#pragma GCC target`, and the best one the
-// processor supports is picked at run time (as csrc/dense does).
-#define RK_ISA_BASELINE 0
-#define RK_ISA_AVX2 1
-#define RK_ISA_AVX512 2
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define RK_MAXSIM_X86 1
+// its own namespace, under `#pragma GCC target`; core/isa.h picks the copy.
+#ifdef RK_ISA_X86
 #pragma GCC push_options
 #pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")
 #define RK_ISA RK_ISA_AVX512
@@ -76,15 +72,16 @@ namespace baseline {
 namespace {
 
 const Kernel& pick_kernel() {
-#ifdef RK_MAXSIM_X86
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return avx512::kKernel;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return avx2::kKernel;
+  switch (best_isa()) {
+#ifdef RK_ISA_X86
+    case Isa::kAvx512:
+      return avx512::kKernel;
+    case Isa::kAvx2:
+      return avx2::kKernel;
 #endif
-  return baseline::kKernel;
+    default:
+      return baseline::kKernel;
+  }
 }
 
 // Packs every query once, before the threads start.
