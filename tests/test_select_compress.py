@@ -49,8 +49,30 @@ def test_pipeline_equals_select_clues_on_the_same_arrays():
         [0, n], query_terms=rk.select.Ragged(ids.values[ids.offsets[n]:], ids.offsets[n:] - ids.offsets[n]),
         sentence_terms=rk.select.Ragged(ids.values[:ids.offsets[n]], ids.offsets[:n + 1]),
         token_counts=[len(s.split()) for s in sentences], budget=15, order="rank", max_picks=64,
-        similarity="terms")
+        similarity="terms", weights=rk.select.SCORER_PRESETS["lexical"], passage_ranks=spans.text_ids())
     assert [c.text for c in ctx.sentences] == [sentences[i] for i in direct.selected[0]]
+
+
+def test_index_statistics_give_the_lexical_scores():
+    # With a BM25Index, the lexical column is BM25 with the index's IDF and
+    # the candidate sentences' mean length: the scores select_clues gives
+    # for those statistics.
+    corpus = PASSAGES + ["cats and dogs", "passages passages passages", "generation of text"]
+    index = rk.sparse.BM25Index.build(corpus, show_progress=False)
+    ctx = rk.select.compress(QUERY, PASSAGES, index=index, weights={"lexical": 1.0}, order="rank", max_picks=None)
+    spans = rk.text.split_sentences(PASSAGES)
+    sentences = [t for texts in spans.strings(PASSAGES) for t in texts]
+    vocabulary = {t: i for i, t in enumerate(index.vocabulary)}
+    ids, _ = rk.select.term_ids(index.analyzer.tokenize(sentences + [QUERY]), vocabulary)
+    n = len(sentences)
+    lengths = [len(t) for t in index.analyzer.tokenize(sentences)]
+    scores = rk.select.bm25(ids.values[ids.offsets[n]:], rk.select.Ragged(ids.values[:ids.offsets[n]],
+                                                                         ids.offsets[:n + 1]),
+                            df=index.document_frequencies(), num_docs=index.num_docs, avgdl=sum(lengths) / n)
+    best = [sentences[i] for i in sorted(range(n), key=lambda i: -scores[i]) if scores[i] > scores.min()]
+    assert [c.text for c in ctx.sentences] == best
+    with pytest.raises(TypeError, match="index must be a ragkernels.sparse.BM25Index"):
+        rk.select.compress(QUERY, PASSAGES, index=object(), scorer="lexical")
 
 
 def test_tokenizer_counts_and_external_scores():
@@ -89,6 +111,7 @@ def test_empty_inputs():
     (dict(order="score"), ValueError, "order must be"),
     (dict(scorer="neural"), ValueError, "scorer must be one of"),
     (dict(sufficiency=0.0), ValueError, "sufficiency"),
+    (dict(temperature=-1.0), ValueError, "temperature must be"),
 ])
 def test_bad_options(kwargs, error, match):
     with pytest.raises(error, match=match):

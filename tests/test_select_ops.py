@@ -261,6 +261,10 @@ CONFIGS = [
     dict(weights={"lexical": 1.0, "passage": 0.5}, normalization="max", budget=50, order="document"),
     dict(weights={"dense": 1.0}, mmr_lambda=0.6, max_picks=4, sufficiency=0.7),
     dict(weights={"lexical": 1.0}, mmr_lambda=0.0, similarity="terms", max_picks=3, budget=30),
+    dict(weights={"lexical": 1.0, "dense": 1.0, "passage_dense": 1.0, "passage": 0.5}, budget=60, order="document"),
+    dict(weights={"passage_dense": 1.0}, mmr_lambda=0.7, sufficiency=0.8),
+    dict(weights={"lexical": 1.0, "dense": 0.5}, temperature=None, budget=45, sufficiency=0.9),
+    dict(weights={"dense": 1.0, "passage_dense": 0.5}, temperature=0.3, budget=80, max_dp_cells=0),
 ]
 
 
@@ -280,7 +284,8 @@ def test_select_clues_matches_reference(config, seed):
             case["sentence_embeddings"][sl], case["positions"][sl], case["passage_ranks"][sl],
             case["external"][sl], case["token_counts"][sl].tolist(), weights,
             normalization=cfg.get("normalization", "min-max"),
-            mmr_lambda=cfg.get("mmr_lambda", 1.0), max_picks=cfg.get("max_picks"), similarity=cfg.get("similarity", "dense"),
+            mmr_lambda=cfg.get("mmr_lambda", 1.0), max_picks=cfg.get("max_picks"),
+            temperature=cfg.get("temperature", sel.TEMPERATURE), similarity=cfg.get("similarity", "dense"),
             budget=cfg.get("budget"), sufficiency=cfg.get("sufficiency"), order=cfg.get("order", "rank"),
             max_dp_cells=cfg.get("max_dp_cells", sel.MAX_DP_CELLS))
         np.testing.assert_allclose(got.relevance[sl], rel, rtol=1e-12, atol=1e-12)
@@ -302,6 +307,28 @@ def test_select_clues_same_for_1_and_2_threads():
     np.testing.assert_array_equal(one.relevance, two.relevance)
     for a, b in zip(one.selected, two.selected):
         np.testing.assert_array_equal(a, b)
+
+
+def test_select_clues_passage_dense_scores_the_whole_passage():
+    # Sentences 0-1 form passage 7, sentence 2 passage 3: each sentence gets
+    # the cosine of the query with its passage's embedding sum.
+    emb = np.array([[1, 0], [0, 1], [1, 1]], np.float32)
+    r = sel.select_clues([0, 3], weights={"passage_dense": 1.0}, query_embeddings=np.array([[1, 0]], np.float32),
+                         sentence_embeddings=emb, passage_ranks=[7, 7, 3], normalization="max")
+    np.testing.assert_allclose(r.relevance, [1.0, 1.0, 1.0])
+    r = sel.select_clues([0, 3], weights={"passage_dense": 1.0}, query_embeddings=np.array([[1, 0]], np.float32),
+                         sentence_embeddings=np.array([[1, 0], [0, 3], [1, 0]], np.float32), passage_ranks=[7, 7, 3],
+                         normalization="max")
+    np.testing.assert_allclose(r.relevance, [1 / np.sqrt(10), 1 / np.sqrt(10), 1.0])
+
+
+def test_select_clues_temperature_prefers_one_strong_clue_to_many_weak():
+    # Under a budget of 10, one strong 10-token clue against two weak 5-token
+    # ones: raw gains (0.6 + 0.55 > 1) pick the weak pair; with a temperature
+    # the strong clue is worth more than both together.
+    args = dict(weights={"external": 1.0}, external=[1.0, 0.6, 0.55, 0.0], token_counts=[10, 5, 5, 1], budget=10)
+    assert sel.select_clues([0, 4], temperature=None, **args).selected[0].tolist() == [1, 2]
+    assert sel.select_clues([0, 4], **args).selected[0].tolist() == [0]
 
 
 def test_select_clues_max_normalization_keeps_every_match():
@@ -378,6 +405,16 @@ EMB = np.ones((3, 4), np.float32)
     (lambda: sel.select_clues([0, 3], weights={"dense": 1.0}, query_embeddings=np.ones((1, 4), np.float32),
                               sentence_embeddings=EMB[:2]), ValueError, "sentence_embeddings must have 3 rows"),
     (lambda: sel.select_clues([0, 3], weights={"bm25": 1.0}), ValueError, "unknown scorer"),
+    (lambda: sel.select_clues([0, 3], weights={"passage_dense": 1.0}, query_embeddings=np.ones((1, 4), np.float32),
+                              sentence_embeddings=EMB), ValueError, "passage_ranks is required"),
+    (lambda: sel.select_clues([0, 3], weights={"passage_dense": 1.0}, passage_ranks=[0, 0, 1]), ValueError,
+     "query_embeddings and sentence_embeddings"),
+    (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=0), ValueError,
+     "temperature must be"),
+    (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=float("nan")),
+     ValueError, "temperature must be"),
+    (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=True), ValueError,
+     "temperature must be"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], max_picks=0), ValueError,
      "max_picks must be >= 1"),
     (lambda: sel.select_clues([0, 2, 1], sentence_terms=[[1]], query_terms=[[1], [1]]), ValueError,

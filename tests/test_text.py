@@ -185,6 +185,17 @@ def test_stemmed_random_unicode_matches_pystemmer(texts):
     assert Analyzer().tokenize(texts) == tokenize_ref(texts, stem=english_stem())
 
 
+@settings(max_examples=200, deadline=None)
+@given(texts=st.lists(tricky_text, max_size=6))
+def test_term_ids_number_the_tokens_in_first_seen_order(texts):
+    analyzer = Analyzer()
+    values, offsets, terms = analyzer.term_ids(texts)
+    tokens = analyzer.tokenize(texts)
+    expected, _ = rk.select.term_ids(tokens)
+    assert values.tolist() == expected.values.tolist() and offsets.tolist() == expected.offsets.tolist()
+    assert [[terms[i] for i in values[a:b]] for a, b in zip(offsets[:-1], offsets[1:])] == tokens
+
+
 # ---- threads, progress, API -------------------------------------------------
 
 def random_documents(n, seed):
@@ -264,6 +275,8 @@ def test_docstring_examples():
 def test_tokenize_rejects_non_str(texts, message):
     with pytest.raises(TypeError, match=message):
         Analyzer().tokenize(texts)
+    with pytest.raises(TypeError, match=message):
+        Analyzer().term_ids(texts)
 
 
 def test_stem_rejects_non_str():

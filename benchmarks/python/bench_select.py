@@ -4,10 +4,12 @@ Data: the first ``--queries`` SciFact dev claims (qa/scifact-claims), each with
 its BM25 top 100 abstracts (ragkernels BM25 over title + abstract), split into
 sentences by ``rk.text.split_sentences`` (about 1,000 sentences per claim).
 Model forward passes are excluded: the dense scorer reads fixed random unit
-vectors (384 dims) standing in for sentence embeddings. Per query:
-lexical BM25 (statistics of the query's sentences) 0.6 + dense cosine 0.4,
-MMR (lambda 0.7) over the embeddings, up to ``max_picks`` = 64 ranked, then
-sufficiency 0.9 and a 256-token budget (token counts: words).
+vectors (384 dims) standing in for sentence embeddings. Per query, the
+"hybrid" preset of ``rk.select.compress``: lexical BM25 (statistics of the
+query's sentences) 1 + dense cosine 1 + passage-level cosine 1 + passage
+prior 0.5, MMR (lambda 0.7) over the embeddings, up to ``max_picks`` = 64
+ranked, values at temperature 0.05, then sufficiency 0.9 and a 256-token
+budget (token counts: words).
 
 Rows: ``rk.select.select_clues`` for one query (1 thread), for the whole batch
 (1 and 2 threads, per query), the Python reference (tests/reference/select.py,
@@ -31,8 +33,8 @@ import numpy as np
 from _common import data_dir, machine, time_calls, versions, write_results
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # tests.reference
-CONFIG = dict(weights={"lexical": 0.6, "dense": 0.4}, mmr_lambda=0.7, budget=256, sufficiency=0.9,
-              order="document", max_picks=64)
+WEIGHTS = {"lexical": 1.0, "dense": 1.0, "passage_dense": 1.0, "passage": 0.5}
+CONFIG = dict(weights=WEIGHTS, mmr_lambda=0.7, budget=256, sufficiency=0.9, order="document", max_picks=64)
 
 
 def load(num_queries: int):
@@ -55,7 +57,8 @@ def load(num_queries: int):
     n = len(sentences)
     sentence_terms = rk.select.Ragged(terms.values[:terms.offsets[n]], terms.offsets[:n + 1])
     query_terms = rk.select.Ragged(terms.values[terms.offsets[n]:], terms.offsets[n:] - terms.offsets[n])
-    return claims, passages, sentences, groups, sentence_terms, query_terms
+    passage_ranks = spans.text_ids() - starts[np.repeat(np.arange(len(passages)), np.diff(groups))]
+    return claims, passages, sentences, groups, sentence_terms, query_terms, passage_ranks
 
 
 def main() -> None:
@@ -67,14 +70,14 @@ def main() -> None:
     import ragkernels as rk
     from tests.reference import select as ref
 
-    claims, passages, sentences, groups, sentence_terms, query_terms = load(args.queries)
+    claims, passages, sentences, groups, sentence_terms, query_terms, passage_ranks = load(args.queries)
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((len(sentences), 384)).astype(np.float32)
     emb /= np.linalg.norm(emb, axis=1, keepdims=True)
     qemb = rng.standard_normal((len(claims), 384)).astype(np.float32)
     tokens = np.array([len(s.split()) for s in sentences], np.int64)
     inputs = dict(groups=groups, query_terms=query_terms, sentence_terms=sentence_terms, query_embeddings=qemb,
-                  sentence_embeddings=emb, token_counts=tokens)
+                  sentence_embeddings=emb, token_counts=tokens, passage_ranks=passage_ranks)
     per_query = np.diff(groups)
     rows: List[Dict[str, object]] = []
 
@@ -85,7 +88,7 @@ def main() -> None:
         q = rk.select.Ragged(query_terms.values[query_terms.offsets[g]:query_terms.offsets[g + 1]],
                              query_terms.offsets[g:g + 2] - query_terms.offsets[g])
         return dict(groups=[0, hi - lo], query_terms=q, sentence_terms=sub, query_embeddings=qemb[g:g + 1],
-                    sentence_embeddings=emb[lo:hi], token_counts=tokens[lo:hi])
+                    sentence_embeddings=emb[lo:hi], token_counts=tokens[lo:hi], passage_ranks=passage_ranks[lo:hi])
 
     rk.set_num_threads(1)
     singles = [one(g) for g in range(len(claims))]
@@ -106,9 +109,11 @@ def main() -> None:
                                                                           s["sentence_terms"].offsets[1:])]
         start = time.perf_counter()
         _, chosen = ref.select_clues_ref(s["query_terms"].values.tolist(), terms, s["query_embeddings"][0],
-                                         s["sentence_embeddings"], token_counts=s["token_counts"].tolist(),
-                                         weights=(0.6, 0.4, 0, 0, 0), mmr_lambda=0.7, budget=256, sufficiency=0.9,
-                                         order="document", max_picks=64)
+                                         s["sentence_embeddings"], passage_ranks=s["passage_ranks"].tolist(),
+                                         token_counts=s["token_counts"].tolist(),
+                                         weights=[WEIGHTS.get(name, 0.0) for name in rk.select.SCORERS],
+                                         mmr_lambda=0.7, budget=256, sufficiency=0.9, order="document",
+                                         max_picks=64)
         ref_ms.append(1e3 * (time.perf_counter() - start))
         same.append(list(chosen) == rk.select.select_clues(**s, **CONFIG).selected[0].tolist())
     rows.append({"what": "Python reference, one query", "threads": 1, "ms_per_query": float(np.median(ref_ms)),

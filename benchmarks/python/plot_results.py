@@ -1,8 +1,8 @@
 """Plots of the benchmark results for docs/benchmarks.md.
 
 Reads benchmarks/results/bench_metrics*.json, bench_core.json, sparse.json,
-dense.json and fusion.json (written by the bench_* scripts) and writes PNGs to
-docs/img/. Run:
+dense.json, fusion.json and quality_select.json (written by the bench_* and
+quality_* scripts) and writes PNGs to docs/img/. Run:
 
     python benchmarks/python/plot_results.py
 """
@@ -160,8 +160,40 @@ def plot_fusion() -> Optional[Path]:
     return path
 
 
+def plot_select() -> Optional[Path]:
+    """Rationale recall and all-kept rate against the kept token fraction,
+    per method, for each split; None without quality_select.json."""
+    rows = load_rows("quality_select")
+    if not rows:
+        return None
+    splits = list(dict.fromkeys(r["split"] for r in rows))
+    fig, axes = plt.subplots(2, len(splits), figsize=(6.5 * len(splits), 9), squeeze=False)
+    for col, split in enumerate(splits):
+        mine = [r for r in rows if r["split"] == split]
+        for row, metric in enumerate(("rationale_recall", "all_kept")):
+            ax = axes[row][col]
+            for method in dict.fromkeys(r["method"] for r in mine):
+                points = sorted((r["kept_fraction"], r[metric]) for r in mine if r["method"] == method)
+                ours = method.startswith("ragkernels")
+                ax.plot([p[0] for p in points], [p[1] for p in points], "-o" if ours else "--s", markersize=3,
+                        linewidth=2 if method == "ragkernels hybrid" else 1, label=method)
+            if metric == "rationale_recall":
+                ax.axhline(mine[0]["retrieval_ceiling"], color="grey", linewidth=0.8, linestyle=":")
+            ax.axvline(0.3, color="grey", linewidth=0.8, linestyle=":")
+            ax.set_xlabel("fraction of the top-3 passages' tokens kept")
+            ax.set_ylabel(metric.replace("_", " "))
+            ax.set_title(f"SciFact {split} ({mine[0]['claims']} claims): {metric.replace('_', ' ')}")
+            ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path = OUT / "select_quality.png"
+    fig.savefig(path, dpi=100)
+    return path
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     print(plot_metrics(), plot_topk(), plot_sparse() or "sparse.json not found: no sparse_qps.png",
           plot_dense() or "dense.json not found: no dense_qps.png",
-          plot_fusion() or "fusion.json not found: no fusion.png")
+          plot_fusion() or "fusion.json not found: no fusion.png",
+          plot_select() or "quality_select.json not found: no select_quality.png")

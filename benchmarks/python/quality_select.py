@@ -23,14 +23,24 @@ fraction of tokens actually kept. Methods:
   through rk.hf.Encoder), kept in that order while they fit;
 * ``ragkernels ...``: ``rk.select.compress`` on the three abstracts (joined
   sentences, split again by our segmenter) with a budget of that fraction of
-  their tokens (the same tokenizer), per scorer (lexical BM25, dense cosine,
-  their mix, with MMR, with a passage prior); a gold sentence counts as kept
-  when at least half of its characters are in kept clues.
+  their tokens (the same tokenizer), per scorer preset (lexical, lexical with
+  the corpus index's IDF, dense, hybrid), hybrid with MMR, and hybrid with
+  the knapsack over raw scores (``temperature=None``, the ablation of the
+  value model); a gold sentence counts as kept when at least half of its
+  characters are in kept clues;
+* ``ragkernels hybrid, top-k passages' tokens``: the hybrid preset with, claim
+  by claim, the budget the top-k passages whole take (the same tokens, so
+  the comparison with ``top-k passages`` is point for point; the fractions
+  in the budget rows are averages over claims of a fixed share).
+
+With ``--ablation`` (train only, into quality_select_ablation.*): the hybrid
+preset's parts and the value temperature, one changed at a time.
 
 LLMLingua-2-style token dropping is not run: its compressor model is not
 available offline. Run:
 
     python benchmarks/python/quality_select.py            # dev and train
+    python benchmarks/python/quality_select.py --splits train --ablation
 """
 from __future__ import annotations
 
@@ -115,10 +125,21 @@ def dense_order(cands: Candidates, embed: Callable[[List[str]], np.ndarray]) -> 
 
 RAGKERNELS_METHODS = {
     "ragkernels lexical": dict(scorer="lexical"),
+    "ragkernels lexical, corpus IDF": dict(scorer="lexical", index="corpus"),
     "ragkernels dense": dict(scorer="dense"),
     "ragkernels hybrid": dict(scorer="hybrid"),
     "ragkernels hybrid + MMR 0.7": dict(scorer="hybrid", mmr_lambda=0.7),
-    "ragkernels hybrid + passage prior": dict(weights={"lexical": 0.4, "dense": 0.4, "passage": 0.2}),
+    "ragkernels hybrid, raw-score knapsack": dict(scorer="hybrid", temperature=None),
+}
+HYBRID = {"lexical": 1.0, "dense": 1.0, "passage_dense": 1.0, "passage": 0.5}
+ABLATION_METHODS = {
+    "hybrid": dict(weights=HYBRID),
+    "hybrid without passage_dense": dict(weights={**HYBRID, "passage_dense": 0.0}),
+    "hybrid without passage prior": dict(weights={**HYBRID, "passage": 0.0}),
+    "lexical + dense only": dict(weights={"lexical": 1.0, "dense": 1.0}),
+    "hybrid + position prior 0.5": dict(weights={**HYBRID, "position": 0.5}),
+    "hybrid, corpus IDF": dict(weights=HYBRID, index="corpus"),
+    **{f"hybrid, temperature {t}": dict(weights=HYBRID, temperature=t) for t in (0.01, 0.02, 0.1, 0.3, None)},
 }
 
 
@@ -176,9 +197,24 @@ def evaluate(split: str, args) -> List[Dict[str, object]]:
     orders = {"BM25 sentences": [bm25_order(c) for c in candidates],
               "dense sentences": [dense_order(c, embed) for c in candidates]}
     rows = []
+    def ours(options: dict, budgets: Sequence[int]) -> List[Dict[str, float]]:
+        """compress's outcome on every claim, claim i under budgets[i] tokens."""
+        opts = {**options, "index": index} if options.get("index") == "corpus" else options
+        return [c.outcome(compress_kept(c, corpus, [doc_ids[i] for i in row if i >= 0], budget, tokenizer,
+                                        CachedEncoder(embed), opts))
+                for c, row, budget in zip(candidates, ids, budgets)]
+
+    if args.ablation:
+        return [summary(split, name, budget, ours(options, [int(budget * c.total_tokens) for c in candidates]),
+                        ceiling)
+                for name, options in ABLATION_METHODS.items() for budget in (0.1, 0.2, 0.3, 0.4)]
     for k in range(1, TOP_PASSAGES + 1):
         outcomes = [c.outcome(np.flatnonzero(c.passage < k)) for c in candidates]
         rows.append(summary(split, f"top-{k} passages", None, outcomes, ceiling))
+    for k in range(1, TOP_PASSAGES):  # the same tokens, claim by claim, as the top-k passages whole
+        budgets = [int(c.tokens[c.passage < k].sum()) for c in candidates]
+        rows.append(summary(split, f"ragkernels hybrid, top-{k} passages' tokens", None,
+                            ours(RAGKERNELS_METHODS["ragkernels hybrid"], budgets), ceiling))
     for name, per_claim in orders.items():
         for budget in BUDGETS:
             outcomes = [c.outcome(fill_in_order(o, c.tokens, budget * c.total_tokens))
@@ -186,11 +222,8 @@ def evaluate(split: str, args) -> List[Dict[str, object]]:
             rows.append(summary(split, name, budget, outcomes, ceiling))
     for name, options in RAGKERNELS_METHODS.items():
         for budget in BUDGETS:
-            outcomes = [c.outcome(compress_kept(c, corpus, [doc_ids[i] for i in row if i >= 0],
-                                                int(budget * c.total_tokens), tokenizer, CachedEncoder(embed),
-                                                options))
-                        for c, row in zip(candidates, ids)]
-            rows.append(summary(split, name, budget, outcomes, ceiling))
+            rows.append(summary(split, name, budget, ours(options, [int(budget * c.total_tokens) for c in candidates]),
+                                ceiling))
     return rows
 
 
@@ -214,13 +247,14 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--splits", default="dev,train")
     ap.add_argument("--limit", type=int, default=0, help="first N claims of each split (checking the script)")
+    ap.add_argument("--ablation", action="store_true", help="the hybrid preset's parts and temperatures instead")
     args = ap.parse_args()
     rows = [row for split in args.splits.split(",") for row in evaluate(split, args)]
     columns = ["split", "method", "budget", "claims", "rationale_recall", "recall_of_retrieved", "all_kept",
                "kept_fraction", "retrieval_ceiling"]
     meta = {"machine": machine(), "versions": versions({"ragkernels": "ragkernels"}), "top_passages": TOP_PASSAGES,
             "tokenizer": "all-MiniLM-L6-v2 WordPiece"}
-    print(write_results("quality_select", rows, columns, meta))
+    print(write_results("quality_select_ablation" if args.ablation else "quality_select", rows, columns, meta))
 
 
 if __name__ == "__main__":

@@ -322,8 +322,8 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
                        const py::object& s_emb, const py::object& positions, const py::object& passage_ranks,
                        const py::object& external, const py::object& tokens_obj, py::handle weights_obj,
                        const std::string& normalization, double k1, double b, const py::object& df, const py::object& num_docs, const py::object& avgdl,
-                       double lambda, const py::object& max_picks, const std::string& similarity,
-                       const py::object& budget,
+                       double lambda, const py::object& max_picks, double temperature,
+                       const std::string& similarity, const py::object& budget,
                        const py::object& sufficiency, const std::string& order, int64_t max_dp_cells) {
   const char* op = "select_clues";
   std::vector<py::array> keep;
@@ -334,7 +334,8 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
   const int64_t ns = g0[g0.size - 1], nq = g0.size - 1;
   in.groups = groups_of(groups_obj, ns, keep, op);
   const auto weights = floats(weights_obj, keep, op, "weights");
-  check_size(weights.size, sel::kNumScorers, op, "weights", "lexical, dense, position, passage, external");
+  check_size(weights.size, sel::kNumScorers, op, "weights",
+             "lexical, dense, position, passage, external, passage_dense");
   double total = 0;
   for (int k = 0; k < sel::kNumScorers; ++k) {
     RK_CHECK_ARG(weights[k] >= 0, op, ": weights[", k, "] = ", weights[k], " is negative");
@@ -352,6 +353,9 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
     config.max_picks = max_picks.cast<int64_t>();
     RK_CHECK_ARG(config.max_picks >= 1, op, ": max_picks must be >= 1, got ", config.max_picks);
   }
+  RK_CHECK_ARG(temperature >= 0 && std::isfinite(temperature), op,
+               ": temperature must be a finite number > 0 (or None), got ", temperature);
+  config.temperature = temperature;
   const bool mmr = lambda < 1;
   if (!s_values.is_none()) {
     in.sentence_terms = ragged(s_values, s_offsets, keep, op, "sentence_terms", "sentence_offsets");
@@ -380,6 +384,9 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
   if (weights[1] > 0) {
     require(!q_emb.is_none(), op, "query_embeddings and sentence_embeddings", "with a dense weight > 0");
   }
+  if (weights[5] > 0) {
+    require(!q_emb.is_none(), op, "query_embeddings and sentence_embeddings", "with a passage_dense weight > 0");
+  }
   if (mmr && config.similarity == sel::Similarity::kDense) {
     require(!s_emb.is_none(), op, "sentence_embeddings", "for MMR (mmr_lambda < 1) with similarity=\"dense\"");
   }
@@ -395,7 +402,8 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
     return v;
   };
   in.positions = per_sentence(positions, "positions", weights[2] > 0, "with a position weight > 0");
-  in.passage_ranks = per_sentence(passage_ranks, "passage_ranks", weights[3] > 0, "with a passage weight > 0");
+  in.passage_ranks = per_sentence(passage_ranks, "passage_ranks", weights[3] > 0 || weights[5] > 0,
+                                  "with a passage or passage_dense weight > 0");
   config.truncate = truncate_config(budget, sufficiency, order, max_dp_cells, op);
   in.token_counts = per_sentence(tokens_obj, "token_counts", config.truncate.budget >= 1, "with a budget");
   require(weights[4] == 0 || !external.is_none(), op, "external", "with an external weight > 0");
@@ -441,7 +449,7 @@ void bind_select(py::module_& m) {
         py::arg("sentence_terms"), py::arg("sentence_offsets"), py::arg("query_embeddings"),
         py::arg("sentence_embeddings"), py::arg("positions"), py::arg("passage_ranks"), py::arg("external"),
         py::arg("token_counts"), py::arg("weights"), py::arg("normalization"), py::arg("k1"), py::arg("b"), py::arg("df"), py::arg("num_docs"),
-        py::arg("avgdl"), py::arg("mmr_lambda"), py::arg("max_picks"), py::arg("similarity"), py::arg("budget"), py::arg("sufficiency"),
+        py::arg("avgdl"), py::arg("mmr_lambda"), py::arg("max_picks"), py::arg("temperature"), py::arg("similarity"), py::arg("budget"), py::arg("sufficiency"),
         py::arg("order"), py::arg("max_dp_cells"));
 }
 

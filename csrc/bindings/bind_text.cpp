@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "sparse/string_interner.h"
 #include "text/analyzer.h"
 #include "text/segment.h"
 
@@ -145,6 +146,34 @@ class SharedTerms {
 
 // Texts in steps (one step when there is no progress callback), each
 // analyzed in parallel without the GIL; progress(n) after each step.
+// The terms of every text as dense ids, in first-seen order, without a
+// Python str per token: (values, offsets, terms by id).
+py::tuple term_ids(const Analyzer& analyzer, py::handle texts) {
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> views = utf8_items(texts, "Analyzer.term_ids", "texts", keep_alive);
+  std::vector<TokenList> lists;
+  sparse::StringInterner vocabulary;
+  py::array_t<int64_t> offsets(static_cast<py::ssize_t>(views.size() + 1));
+  std::vector<int64_t> values;
+  {
+    py::gil_scoped_release nogil;
+    analyzer.analyze_batch(views, lists);
+    int64_t* off = offsets.mutable_data();
+    off[0] = 0;
+    for (size_t i = 0; i < lists.size(); ++i) {
+      for (size_t t = 0; t < lists[i].size(); ++t) values.push_back(vocabulary.intern(lists[i][t]));
+      off[i + 1] = static_cast<int64_t>(values.size());
+    }
+  }
+  py::array_t<int64_t> ids(static_cast<py::ssize_t>(values.size()));
+  std::copy(values.begin(), values.end(), ids.mutable_data());
+  py::list terms(vocabulary.size());
+  for (size_t i = 0; i < vocabulary.size(); ++i) {
+    PyList_SET_ITEM(terms.ptr(), static_cast<Py_ssize_t>(i), to_str(vocabulary[i]).release().ptr());
+  }
+  return py::make_tuple(std::move(ids), std::move(offsets), std::move(terms));
+}
+
 py::list tokenize(const Analyzer& analyzer, py::handle texts, py::handle progress) {
   std::vector<py::object> keep_alive;
   const std::vector<std::string_view> views = utf8_items(texts, "Analyzer.tokenize", "texts", keep_alive);
@@ -234,6 +263,7 @@ void bind_text(py::module_& m) {
            }),
            py::arg("lowercase"), py::arg("stopwords"), py::arg("stemmer"), py::arg("keep_numbers"))
       .def("tokenize", &tokenize, py::arg("texts"), py::arg("progress") = py::none())
+      .def("term_ids", &term_ids, py::arg("texts"))
       .def("stem", &stem, py::arg("words"))
       .def_property_readonly("config", &config_dict);
 }

@@ -136,6 +136,39 @@ void sentence_cosine_one(const float* query, ConstView2<float> sentences, const 
   }
 }
 
+void passage_cosine_one(const float* query, ConstView2<float> sentences, ConstView1<int64_t> passages,
+                        double* out) {
+  const int64_t n = sentences.rows, dim = sentences.cols;
+  std::vector<int64_t> ids(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) ids[i] = passages[i];
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  // sums(p, j): float64 sum of component j over passage ids[p]'s rows.
+  std::vector<double> sums(ids.size() * static_cast<size_t>(dim), 0.0);
+  std::vector<size_t> slot(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    slot[i] = static_cast<size_t>(std::lower_bound(ids.begin(), ids.end(), passages[i]) - ids.begin());
+    double* sum = sums.data() + slot[i] * dim;
+    const float* x = &sentences(i, 0);
+    for (int64_t j = 0; j < dim; ++j) sum[j] += static_cast<double>(x[j]);
+  }
+  double q_norm = 0;
+  for (int64_t j = 0; j < dim; ++j) q_norm += static_cast<double>(query[j]) * static_cast<double>(query[j]);
+  q_norm = std::sqrt(q_norm);
+  std::vector<double> value(ids.size());
+  for (size_t p = 0; p < ids.size(); ++p) {
+    const double* sum = sums.data() + p * dim;
+    double d = 0, s_norm = 0;
+    for (int64_t j = 0; j < dim; ++j) {
+      d += static_cast<double>(query[j]) * sum[j];
+      s_norm += sum[j] * sum[j];
+    }
+    s_norm = std::sqrt(s_norm);
+    value[p] = q_norm == 0 || s_norm == 0 ? 0.0 : std::min(1.0, std::max(-1.0, d / (q_norm * s_norm)));
+  }
+  for (int64_t i = 0; i < n; ++i) out[i] = value[slot[i]];
+}
+
 void row_norms(ConstView2<float> rows, double* out) {
   for (int64_t i = 0; i < rows.rows; ++i) out[i] = std::sqrt(dot(&rows(i, 0), &rows(i, 0), rows.cols));
 }

@@ -66,6 +66,16 @@ void sentence_cosine(ConstView2<float> queries, ConstView2<float> sentences, Con
 // norms: the rows' norms (sqrt of dot(x, x)), or null to compute them.
 void sentence_cosine_one(const float* query, ConstView2<float> sentences, const double* norms, double* out);
 
+// Cosine of the query with each sentence's passage: the sum of the
+// embeddings of the passage's sentences (those of the n rows with the same
+// passage id), accumulated in float64 in row order, then
+// dot / (|q| |sum|) clamped to [-1, 1], 0 when a norm is 0. Every sentence
+// of a passage gets its passage's value. A passage is scored from its
+// sentences' embeddings alone: no model pass over whole passages.
+// passages: (n,) int64 ids; out[0, n).
+void passage_cosine_one(const float* query, ConstView2<float> sentences, ConstView1<int64_t> passages,
+                        double* out);
+
 // sqrt(dot(x, x)) of every row; out: (rows,).
 void row_norms(ConstView2<float> rows, double* out);
 

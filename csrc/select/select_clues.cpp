@@ -53,6 +53,11 @@ void score_columns(const ClueInputs& in, const ClueConfig& config, int64_t g, Co
       case Scorer::kExternal:
         for (int64_t i = 0; i < n; ++i) col[i] = in.external[s0 + i];
         break;
+      case Scorer::kPassageDense:
+        passage_cosine_one(&in.query_embeddings(g, 0), sentence_rows(in, s0, n),
+                           {in.passage_ranks.data + s0 * in.passage_ranks.stride, n, in.passage_ranks.stride},
+                           col.data());
+        break;
     }
   }
 }
@@ -71,6 +76,11 @@ void rank(const ClueInputs& in, const ClueConfig& config, int64_t g, const doubl
   if (r.order.empty()) {  // no positive gain: the whole order, every value 0
     run(false);
     std::fill(r.gains.begin(), r.gains.end(), 0.0);
+    return;
+  }
+  if (config.temperature > 0) {
+    const double best = *std::max_element(r.gains.begin(), r.gains.end());
+    for (double& v : r.gains) v = std::exp((v - best) / config.temperature);
   }
 }
 

@@ -9,12 +9,20 @@
 //     position 1 / (1 + positions[s])        (position in its passage)
 //     passage  1 / (1 + passage_ranks[s])    (rank of its passage)
 //     external external[s]                   (e.g. a cross-encoder's)
+//     passage_dense  cosine(query_embeddings[g], sum of the embeddings of
+//              the sentences sharing passage_ranks[s]) (passage_cosine_one):
+//              how relevant the sentence's passage is as a whole
 //  2. relevance = combine_one: per-query normalization (min-max or max),
 //     weighted mean.
 //  3. rank: MMR with lambda (mmr.h) over the sentence embeddings
 //     (similarity kDense) or term-frequency vectors (kTerms), stopping at
 //     the first pick whose gain is <= 0, or after max_picks picks: value
-//     of a pick = its gain. If no pick has a positive gain, the MMR order
+//     of a pick = its gain, or with temperature T > 0
+//     exp((gain - best gain) / T), which makes the values behave like
+//     probabilities (the budget knapsack then maximizes the expected number
+//     of answer-bearing clues kept, not the sum of raw scores, which
+//     prefers many short weak clues to one long strong one; sufficiency
+//     becomes a nucleus cut). If no pick has a positive gain, the MMR order
 //     (max_picks long) with every value 0 (truncate counts each rank 1).
 //     MMR costs O(n d) per pick: max_picks is what bounds the latency
 //     (a pool a few times the budget's worth of sentences is plenty).
@@ -30,8 +38,8 @@
 
 namespace ragkernels::select {
 
-enum class Scorer : int { kLexical = 0, kDense = 1, kPosition = 2, kPassage = 3, kExternal = 4 };
-constexpr int kNumScorers = 5;
+enum class Scorer : int { kLexical = 0, kDense = 1, kPosition = 2, kPassage = 3, kExternal = 4, kPassageDense = 5 };
+constexpr int kNumScorers = 6;
 
 enum class Similarity { kDense, kTerms };
 
@@ -44,7 +52,7 @@ struct ClueInputs {
   ConstView2<float> query_embeddings;       // (Q, d), rows contiguous
   ConstView2<float> sentence_embeddings;    // (S, d), rows contiguous
   ConstView1<int64_t> positions;            // (S,), >= 0
-  ConstView1<int64_t> passage_ranks;        // (S,), >= 0
+  ConstView1<int64_t> passage_ranks;        // (S,), >= 0 (also the passage of a sentence)
   ConstView1<double> external;              // (S,), finite
   ConstView1<int64_t> token_counts;         // (S,), >= 0 (needed with a budget)
 };
@@ -52,10 +60,11 @@ struct ClueInputs {
 struct ClueConfig {
   double k1 = 1.5, b = 0.75;
   const Bm25Stats* stats = nullptr;         // null: statistics of the query's sentences
-  double weights[kNumScorers] = {1, 0, 0, 0, 0};
+  double weights[kNumScorers] = {1, 0, 0, 0, 0, 0};
   Norm norm = Norm::kMinMax;
   double lambda = 1.0;                      // 1: no MMR
   int64_t max_picks = -1;                   // >= 1: rank at most this many; -1: all
+  double temperature = 0;                   // > 0: values exp((gain - best) / T); 0: the gains
   Similarity similarity = Similarity::kDense;
   TruncateConfig truncate;
 };

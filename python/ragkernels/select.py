@@ -29,7 +29,10 @@ __all__ = ["Clue", "Context", "Ragged", "SCORERS", "TokenCounter", "bm25", "comb
            "mmr", "position_prior", "select_clues", "term_ids", "truncate"]
 
 #: Scorer names of `select_clues`'s weights, in the core's column order.
-SCORERS: Tuple[str, ...] = ("lexical", "dense", "position", "passage", "external")
+SCORERS: Tuple[str, ...] = ("lexical", "dense", "position", "passage", "external", "passage_dense")
+
+#: Default `temperature` of the truncation values (see `select_clues`).
+TEMPERATURE = 0.05
 
 #: Default cap on the knapsack DP table (items * (capacity + 1) cells).
 MAX_DP_CELLS = 20_000_000
@@ -415,17 +418,21 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
                  passage_ranks: Any = None, external: Any = None, token_counts: Any = None,
                  weights: Optional[Dict[str, float]] = None, normalization: str = "min-max", k1: float = 1.5,
                  b: float = 0.75, df: Any = None, num_docs: Optional[float] = None, avgdl: Optional[float] = None,
-                 mmr_lambda: float = 1.0, max_picks: Optional[int] = None, similarity: str = "dense",
+                 mmr_lambda: float = 1.0, max_picks: Optional[int] = None,
+                 temperature: Optional[float] = TEMPERATURE, similarity: str = "dense",
                  budget: Optional[int] = None, sufficiency: Optional[float] = None, order: str = "rank",
                  max_dp_cells: int = MAX_DP_CELLS) -> SelectedClues:
     """Score, rerank and truncate the clues of a batch of queries at once.
 
     One compiled call, queries in parallel, no GIL: per query, the scorers
     of positive weight (`bm25`, `cosine`, `position_prior` of `positions`
-    and of `passage_ranks`, `external`), `combine_scores`, `mmr` (stopping
-    at the first pick of gain <= 0 or after `max_picks`; the gains are the
-    values), `truncate`. If no pick has a positive gain, the MMR order,
-    each rank worth 1.
+    and of `passage_ranks`, `external`, and ``passage_dense``: the cosine
+    of the query with the sum of the embeddings of the sentence's passage,
+    the sentences sharing its `passage_ranks` value), `combine_scores`,
+    `mmr` (stopping at the first pick of gain <= 0 or after `max_picks`),
+    then `truncate` with each pick's value ``exp((gain - best gain) /
+    temperature)`` (the raw gain without a temperature). If no pick has a
+    positive gain, the MMR order, each rank worth 1.
 
     Parameters
     ----------
@@ -437,7 +444,8 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
     sentence_embeddings : ndarray of float32, shape (S, d), optional
         For the dense scorer and ``similarity="dense"``.
     positions, passage_ranks : array of int, shape (S,), optional
-        >= 0, for the position and passage priors.
+        >= 0, for the position and passage priors; `passage_ranks` also
+        says which sentences share a passage (``passage_dense``).
     external : array of float, shape (S,), optional
         E.g. cross-encoder scores.
     token_counts : array of int, shape (S,), optional
@@ -454,6 +462,13 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
         >= 1: MMR ranks at most this many clues per query (the pool that
         sufficiency and the budget choose from). MMR costs O(N d) per
         pick, so this bounds the latency; None: until the gain is <= 0.
+    temperature : float or None, default 0.05
+        > 0: the values the budget and sufficiency work on are
+        ``exp((gain - best gain) / temperature)``, probability-like (the
+        relevance is in [0, 1], so a clue 0.05 below the best is worth
+        1/e of it): the knapsack then keeps the set most likely to hold the
+        answer instead of many short weak clues, and sufficiency is a
+        nucleus cut. None: the gains themselves.
     similarity : {"dense", "terms"}
     budget, sufficiency, order, max_dp_cells
         As in `truncate`.
@@ -478,6 +493,10 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
     array([2])
     """
     w = {"lexical": 1.0} if weights is None else dict(weights)
+    if temperature is not None and (isinstance(temperature, (bool, np.bool_))
+                                    or not isinstance(temperature, (int, float, np.number))
+                                    or not np.isfinite(temperature) or temperature <= 0):
+        raise ValueError(f"select_clues: temperature must be a finite number > 0 or None, got {temperature!r}")
     unknown = set(w) - set(SCORERS)
     if unknown:
         raise ValueError(f"weights: unknown scorer(s) {sorted(unknown)}; expected names in {SCORERS}")
@@ -492,13 +511,19 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
         opt_ints["positions"], opt_ints["passage_ranks"],
         None if external is None else _floats(external, "external").reshape(-1), opt_ints["token_counts"], wv,
         normalization, float(k1), float(b), None if df is None else _ints(df, "df"), num_docs, avgdl, float(mmr_lambda),
-        max_picks, similarity, budget, sufficiency, order, int(max_dp_cells))
+        max_picks, 0.0 if temperature is None else float(temperature), similarity, budget, sufficiency, order,
+        int(max_dp_cells))
     return SelectedClues(relevance, _split(selected, offsets))
 
 # ---- the pipeline: extract -> rerank -> truncate ----------------------------
 
-SCORER_PRESETS = {"lexical": {"lexical": 1.0}, "dense": {"dense": 1.0},
-                  "hybrid": {"lexical": 0.5, "dense": 0.5}}
+#: `compress`'s scorers by name (weights by `SCORERS` name). The passage
+#: prior (retriever's rank) and the passage-level cosine lift the sentences
+#: of the passages that match as a whole; docs/benchmarks.md measures each
+#: preset on SciFact's rationale sentences.
+SCORER_PRESETS = {"lexical": {"lexical": 1.0, "passage": 0.5},
+                  "dense": {"dense": 1.0, "passage_dense": 1.0, "passage": 0.5},
+                  "hybrid": {"lexical": 1.0, "dense": 1.0, "passage_dense": 1.0, "passage": 0.5}}
 
 
 class Clue(NamedTuple):
@@ -560,7 +585,7 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
              tokenizer: Any = None, scorer: str = "hybrid", weights: Optional[Dict[str, float]] = None,
              encoder: Any = None, mmr_lambda: float = 1.0, sufficiency: Optional[float] = None,
              order: str = "document", external_scorer: Any = None, max_picks: Optional[int] = 64,
-             k1: float = 1.5, b: float = 0.75):
+             temperature: Optional[float] = TEMPERATURE, index: Any = None, k1: float = 1.5, b: float = 0.75):
     """Compress retrieved passages to the clues that answer the query:
     extract sentences, score and rerank them, keep the smallest sufficient set.
 
@@ -577,10 +602,13 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     tokenizer : Hugging Face tokenizer, optional
         Counts tokens (batched, cached); without one, whitespace words.
     scorer : {"hybrid", "lexical", "dense"}, default "hybrid"
-        BM25 of each sentence against the query (statistics of the
-        candidate sentences), cosine of sentence and query embeddings, or
-        their equal mix. `weights` (by `SCORERS` name: lexical, dense,
-        position, passage, external) overrides it.
+        `SCORER_PRESETS`: "lexical" is BM25 of each sentence against the
+        query plus the passage prior (passages are taken as best first);
+        "dense" the cosine of sentence and query embeddings, plus the
+        cosine of the query with the sentence's whole passage and the
+        passage prior; "hybrid" all of them. `weights` (by `SCORERS` name:
+        lexical, dense, position, passage, external, passage_dense)
+        overrides it.
     encoder : ragkernels.hf.Encoder, optional
         For the dense scorer and MMR; default all-MiniLM-L6-v2 (loaded once).
     mmr_lambda : float, default 1.0
@@ -597,6 +625,13 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     max_picks : int or None, default 64
         Clues ranked per query before truncation (MMR costs O(N d) per pick,
         so this bounds the latency); None ranks all.
+    temperature : float or None, default 0.05
+        Clue values for the budget and sufficiency, as in `select_clues`.
+    index : ragkernels.sparse.BM25Index, optional
+        Corpus statistics for the lexical scorer: the index's analyzer,
+        vocabulary and document frequencies give the IDF (length
+        normalization uses the mean length of the candidate sentences).
+        None: statistics of each query's candidate sentences.
     k1, b : float
         BM25 parameters of the lexical scorer (the project's defaults).
 
@@ -640,14 +675,9 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     tokens = _counter(tokenizer)(sentences)
 
     arrays: Dict[str, Any] = {}
-    if weights.get("lexical", 0) > 0 or (mmr_lambda < 1 and weights.get("dense", 0) == 0):
-        analyzer = Analyzer()
-        ids, _ = term_ids(analyzer.tokenize(sentences + queries))
-        arrays["sentence_terms"] = Ragged(ids.values[:ids.offsets[len(sentences)]],
-                                          ids.offsets[:len(sentences) + 1])
-        arrays["query_terms"] = Ragged(ids.values[ids.offsets[len(sentences)]:],
-                                       ids.offsets[len(sentences):] - ids.offsets[len(sentences)])
-    dense = weights.get("dense", 0) > 0
+    dense = weights.get("dense", 0) > 0 or weights.get("passage_dense", 0) > 0
+    if weights.get("lexical", 0) > 0 or (mmr_lambda < 1 and not dense):
+        arrays.update(_lexical_arrays(sentences, queries, index))
     if dense:
         model = encoder if encoder is not None else _default_encoder()
         arrays["sentence_embeddings"] = np.ascontiguousarray(model.encode(sentences), dtype=np.float32)
@@ -659,6 +689,7 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     # Rerank and truncate: one compiled call for the whole batch.
     result = select_clues(groups, positions=positions, passage_ranks=passage_ranks, token_counts=tokens,
                           weights=weights, k1=k1, b=b, mmr_lambda=mmr_lambda, max_picks=max_picks,
+                          temperature=temperature,
                           similarity="dense" if dense else "terms", budget=budget_tokens,
                           sufficiency=sufficiency, order=order, **arrays)
     contexts = []
@@ -671,6 +702,32 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         contexts.append(Context(_join(clues, order), clues, sum(c.tokens for c in clues),
                                 int(tokens[first:groups[g + 1]].sum())))
     return contexts[0] if single else contexts
+
+
+_VOCABULARIES: "weakref.WeakKeyDictionary[Any, Dict[str, int]]" = weakref.WeakKeyDictionary()
+
+
+def _lexical_arrays(sentences: List[str], queries: List[str], index: Any) -> Dict[str, Any]:
+    """Term ids of the sentences and queries, and with `index` its corpus statistics."""
+    stats: Dict[str, Any] = {}
+    if index is None:
+        values, offsets, _ = Analyzer().term_ids(sentences + queries)
+        ids = Ragged(values, offsets)
+    else:
+        analyzer = getattr(index, "analyzer", None)
+        if analyzer is None or not hasattr(index, "document_frequencies"):
+            raise TypeError("compress: index must be a ragkernels.sparse.BM25Index built from text "
+                            f"(with an analyzer), got {type(index).__name__}")
+        vocabulary = _VOCABULARIES.get(index)
+        if vocabulary is None:
+            vocabulary = _VOCABULARIES[index] = {t: i for i, t in enumerate(index.vocabulary)}
+        ids, _ = term_ids(analyzer.tokenize(sentences + queries), vocabulary)
+        lengths = np.diff(ids.offsets[:len(sentences) + 1])
+        stats = {"df": index.document_frequencies(), "num_docs": index.num_docs,
+                 "avgdl": float(lengths.mean()) if lengths.size and lengths.sum() > 0 else 1.0}
+    n = len(sentences)
+    return {"sentence_terms": Ragged(ids.values[:ids.offsets[n]], ids.offsets[:n + 1]),
+            "query_terms": Ragged(ids.values[ids.offsets[n]:], ids.offsets[n:] - ids.offsets[n]), **stats}
 
 
 def _join(clues: List[Clue], order: str) -> str:

@@ -109,6 +109,32 @@ class Analyzer:
         with tqdm(total=total, desc="Tokenize", unit="text") as bar:
             return self._analyzer.tokenize(texts, bar.update)
 
+    def term_ids(self, texts: Texts) -> "tuple[np.ndarray, np.ndarray, List[str]]":
+        """Turn texts into term ids: `tokenize` with each distinct term
+        numbered in order of first occurrence, without a Python str per token.
+
+        Parameters
+        ----------
+        texts : str or iterable of str
+
+        Returns
+        -------
+        values : ndarray of int64
+            The term ids of every text, concatenated.
+        offsets : ndarray of int64, shape (len(texts) + 1,)
+            Text i's ids are ``values[offsets[i]:offsets[i + 1]]``.
+        terms : list of str
+            The term of each id.
+
+        Examples
+        --------
+        >>> from ragkernels.text import Analyzer
+        >>> values, offsets, terms = Analyzer().term_ids(["cats sat", "a cat"])
+        >>> values.tolist(), offsets.tolist(), terms
+        ([0, 1, 0], [0, 2, 3], ['cat', 'sat'])
+        """
+        return self._analyzer.term_ids(texts)
+
     def stem(self, words: Union[str, Iterable[str]]) -> List[str]:
         """Give the final form of each surface word (its stem, if stemming).
 

@@ -38,6 +38,20 @@ TEST(SelectBm25, HandComputedFromSentences) {
   EXPECT_DOUBLE_EQ(out[2], idf * 2 / (2 + 1.5 * (0.25 + 0.75 * 3 / 2.0)));
 }
 
+TEST(SelectPassageCosine, SumOfThePassagesSentences) {
+  // Passage 9 = rows 0 and 2, (1, 0) + (0, 3) = (1, 3); passage -4 = row 1.
+  const std::vector<float> rows{1, 0, 2, 0, 0, 3}, query{1, 0};
+  const std::vector<int64_t> passages{9, -4, 9};
+  double out[3];
+  rs::passage_cosine_one(query.data(), ConstView2<float>{rows.data(), 3, 2, 2, 1}, view(passages), out);
+  EXPECT_DOUBLE_EQ(out[0], 1 / std::sqrt(10.0));
+  EXPECT_DOUBLE_EQ(out[1], 1.0);
+  EXPECT_DOUBLE_EQ(out[2], out[0]);
+  const std::vector<float> zero{0, 0};  // a zero query: 0
+  rs::passage_cosine_one(zero.data(), ConstView2<float>{rows.data(), 3, 2, 2, 1}, view(passages), out);
+  EXPECT_EQ(out[0], 0.0);
+}
+
 TEST(SelectCombine, MinMaxWeightedMean) {
   const double a[3] = {1, 3, 2}, b[3] = {5, 5, 5};
   const double* cols[2] = {a, b};

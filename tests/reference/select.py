@@ -45,6 +45,26 @@ def cosine_ref(x, y):
     return min(1.0, max(-1.0, dot_ref(x, y) / (nx * ny)))
 
 
+def passage_cosine_ref(query, sentence_embeddings, passages):
+    """Cosine of the query with the sum of the embeddings of each sentence's
+    passage (the sentences with the same passage id), sums in row order."""
+    sums = {}
+    for e, p in zip(sentence_embeddings, passages):
+        acc = sums.setdefault(int(p), [0.0] * len(e))
+        for j, x in enumerate(e):
+            acc[j] += float(x)
+    value = {}
+    for p, acc in sums.items():
+        d = qq = ss = 0.0
+        for q, x in zip(query, acc):
+            d += float(q) * x
+            qq += float(q) * float(q)
+            ss += x * x
+        nq, ns = math.sqrt(qq), math.sqrt(ss)
+        value[p] = 0.0 if nq == 0 or ns == 0 else min(1.0, max(-1.0, d / (nq * ns)))
+    return [value[int(p)] for p in passages]
+
+
 def term_cosine_ref(a, b):
     """Cosine of term-frequency vectors (negative ids ignored)."""
     ta, tb = {}, {}
@@ -199,9 +219,9 @@ def truncate_ref(ranked, values, tokens, budget=None, sufficiency=None, order="r
 
 def select_clues_ref(query_terms=None, sentence_terms=None, query_embedding=None, sentence_embeddings=None,
                      positions=None, passage_ranks=None, external=None, token_counts=None,
-                     weights=(1, 0, 0, 0, 0), normalization="min-max", k1=1.5, b=0.75, df=None, num_docs=None, avgdl=None,
-                     mmr_lambda=1.0, max_picks=None, similarity="dense", budget=None, sufficiency=None, order="rank",
-                     max_dp_cells=20_000_000):
+                     weights=(1, 0, 0, 0, 0, 0), normalization="min-max", k1=1.5, b=0.75, df=None, num_docs=None,
+                     avgdl=None, mmr_lambda=1.0, max_picks=None, temperature=0.05, similarity="dense", budget=None,
+                     sufficiency=None, order="rank", max_dp_cells=20_000_000):
     """The fused pipeline for one query: (relevance, selected)."""
     for arr in (token_counts, sentence_terms, sentence_embeddings, positions, passage_ranks, external):
         if arr is not None:
@@ -209,7 +229,7 @@ def select_clues_ref(query_terms=None, sentence_terms=None, query_embedding=None
             break
     if n == 0:
         return [], []
-    columns = [None] * 5
+    columns = [None] * 6
     if weights[0] > 0:
         columns[0] = bm25_ref(query_terms, sentence_terms, k1, b, df, num_docs, avgdl)
     if weights[1] > 0:
@@ -220,6 +240,8 @@ def select_clues_ref(query_terms=None, sentence_terms=None, query_embedding=None
         columns[3] = position_prior_ref(passage_ranks)
     if weights[4] > 0:
         columns[4] = [float(x) for x in external]
+    if weights[5] > 0:
+        columns[5] = passage_cosine_ref(query_embedding, sentence_embeddings, passage_ranks)
     rel = combine_ref([c if c is not None else [0.0] * n for c in columns],
                       [w if c is not None else 0 for w, c in zip(weights, columns)], normalization)
     if similarity == "dense":
@@ -238,5 +260,8 @@ def select_clues_ref(query_terms=None, sentence_terms=None, query_embedding=None
     if not ranked:
         ranked = mmr_ref(rel, sim, mmr_lambda, max_picks)[0]
         values = [0.0] * len(ranked)
+    elif temperature is not None:
+        best = max(values)
+        values = [math.exp((v - best) / temperature) for v in values]
     tokens = list(token_counts) if token_counts is not None else [0] * n
     return rel, truncate_ref(ranked, values, tokens, budget, sufficiency, order, max_dp_cells)
