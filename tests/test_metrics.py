@@ -348,6 +348,7 @@ def test_demo_command_runs(capsys):
     assert cli.main(["demo"]) == 0
     out = capsys.readouterr().out
     assert "ndcg_cut_10" in out and "all" in out
+    assert "compressed context for q01" in out and "tokens saved" not in out and "% saved)" in out
 
 
 def test_huge_and_negative_integer_ids_order_like_their_decimal_strings():

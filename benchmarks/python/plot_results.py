@@ -172,11 +172,22 @@ def plot_select() -> Optional[Path]:
         mine = [r for r in rows if r["split"] == split]
         for row, metric in enumerate(("rationale_recall", "all_kept")):
             ax = axes[row][col]
-            for method in dict.fromkeys(r["method"] for r in mine):
-                points = sorted((r["kept_fraction"], r[metric]) for r in mine if r["method"] == method)
-                ours = method.startswith("ragkernels")
-                ax.plot([p[0] for p in points], [p[1] for p in points], "-o" if ours else "--s", markersize=3,
-                        linewidth=2 if method == "ragkernels hybrid" else 1, label=method)
+            series = {}  # the single-point rows (whole passages, their token counts) joined into one series each
+            for r in mine:
+                name = r["method"]
+                if name.endswith("passages") or name.endswith("passages' tokens"):
+                    name = ("top-k passages whole (k = 1, 2, 3)" if name.endswith("passages")
+                            else "ragkernels hybrid, the top-k passages' tokens claim by claim")
+                series.setdefault(name, []).append((r["kept_fraction"], r[metric]))
+            colors = iter(plt.get_cmap("tab10").colors)
+            for name, points in series.items():
+                points.sort()
+                style = dict(color="black", linestyle="--", marker="s") if name.startswith("top-k") else \
+                    dict(color="red", linestyle="none", marker="*", markersize=10) if "claim by claim" in name else \
+                    dict(color=next(colors), linestyle="-" if name.startswith("ragkernels") else ":", marker="o")
+                style.setdefault("markersize", 3)
+                ax.plot([p[0] for p in points], [p[1] for p in points], label=name,
+                        linewidth=2.5 if name == "ragkernels hybrid" else 1, **style)
             if metric == "rationale_recall":
                 ax.axhline(mine[0]["retrieval_ceiling"], color="grey", linewidth=0.8, linestyle=":")
             ax.axvline(0.3, color="grey", linewidth=0.8, linestyle=":")

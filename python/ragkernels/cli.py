@@ -174,7 +174,7 @@ def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> Non
     print(ctx.text)
     print(f"\nkept {ctx.kept_tokens} of {ctx.original_tokens} tokens "
           f"({100 * (1 - ctx.kept_tokens / max(ctx.original_tokens, 1)):.0f}% saved), "
-          f"{len(ctx.sentences)} sentences: " + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
+          f"{len(ctx.sentences)} sentence{'' if len(ctx.sentences) == 1 else 's'}: " + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
 
 
 def _maxsim_rerank(encoder, texts, doc_ids, queries, run):
