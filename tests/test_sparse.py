@@ -382,3 +382,19 @@ def test_document_frequencies_count_documents_per_term():
     index = BM25Index.build([["a", "b", "a"], ["b"], ["c", "b"]], ids=["x", "y", "z"])
     df = dict(zip(index.vocabulary, index.document_frequencies().tolist()))
     assert df == {"a": 1, "b": 3, "c": 1}
+
+
+def test_term_ids_analyze_texts_as_the_documents_were():
+    index = BM25Index.build(["Running dogs", "cats sat on the mat", "Ünïcode naïve"])
+    texts = ["the dogs RAN", "", "naïve cats ünïcode birds"]
+    values, offsets = index.term_ids(texts)
+    position = {t: i for i, t in enumerate(index.vocabulary)}
+    expected = [[position.get(t, -1) for t in tokens] for tokens in rk.text.Analyzer().tokenize(texts)]
+    assert [values[a:b].tolist() for a, b in zip(offsets[:-1], offsets[1:])] == expected
+    assert -1 in values.tolist()  # "ran"/"bird" are not in the index
+    with pytest.raises(ValueError, match="built from tokens, not texts"):
+        BM25Index.build([["a", "b"]]).term_ids(["a"])
+    with pytest.raises(TypeError, match="not one str"):
+        index.term_ids("dogs")
+    with pytest.raises(TypeError, match=r"texts\[1\] must be str"):
+        index.term_ids(["dogs", 3])

@@ -24,7 +24,9 @@ fraction of tokens actually kept. Methods:
 * ``ragkernels ...``: ``rk.select.compress`` on the three abstracts (joined
   sentences, split again by our segmenter) with a budget of that fraction of
   their tokens (the same tokenizer), per scorer preset (lexical, lexical with
-  the corpus index's IDF, dense, hybrid), hybrid with MMR, and hybrid with
+  the corpus index's IDF, dense, hybrid), hybrid plus an external scorer
+  (MaxSim over all-MiniLM-L6-v2's token vectors, through ``external_scorer``
+  and rk.rerank.maxsim), hybrid with MMR, and hybrid with
   the knapsack over raw scores (``temperature=None``, the ablation of the
   value model); a gold sentence counts as kept when at least half of its
   characters are in kept clues;
@@ -128,6 +130,7 @@ RAGKERNELS_METHODS = {
     "ragkernels lexical, corpus IDF": dict(scorer="lexical", index="corpus"),
     "ragkernels dense": dict(scorer="dense"),
     "ragkernels hybrid": dict(scorer="hybrid"),
+    "ragkernels hybrid + MaxSim (external)": dict(scorer="hybrid", external_scorer="maxsim"),
     "ragkernels hybrid + MMR 0.7": dict(scorer="hybrid", mmr_lambda=0.7),
     "ragkernels hybrid, raw-score knapsack": dict(scorer="hybrid", temperature=None),
 }
@@ -183,6 +186,7 @@ def evaluate(split: str, args) -> List[Dict[str, object]]:
         return np.array([len(x) for x in tokenizer(texts, add_special_tokens=False)["input_ids"]], dtype=np.int64)
 
     encoder = rk.hf.Encoder()
+    maxsim = MaxSimScorer(encoder)
     cache: Dict[str, np.ndarray] = {}
 
     def embed(texts: List[str]) -> np.ndarray:
@@ -200,6 +204,7 @@ def evaluate(split: str, args) -> List[Dict[str, object]]:
     def ours(options: dict, budgets: Sequence[int]) -> List[Dict[str, float]]:
         """compress's outcome on every claim, claim i under budgets[i] tokens."""
         opts = {**options, "index": index} if options.get("index") == "corpus" else options
+        opts = {**opts, "external_scorer": maxsim} if opts.get("external_scorer") == "maxsim" else opts
         return [c.outcome(compress_kept(c, corpus, [doc_ids[i] for i in row if i >= 0], budget, tokenizer,
                                         CachedEncoder(embed), opts))
                 for c, row, budget in zip(candidates, ids, budgets)]
@@ -225,6 +230,29 @@ def evaluate(split: str, args) -> List[Dict[str, object]]:
             rows.append(summary(split, name, budget, ours(options, [int(budget * c.total_tokens) for c in candidates]),
                                 ceiling))
     return rows
+
+
+class MaxSimScorer:
+    """``external_scorer`` for compress: MaxSim of the query's and each sentence's
+    token vectors (rk.hf.Encoder.encode_tokens, cached by text; rk.rerank.maxsim)."""
+
+    def __init__(self, encoder):
+        self.encoder = encoder
+        self.cache: Dict[str, np.ndarray] = {}
+
+    def tokens(self, texts: List[str]) -> List[np.ndarray]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self.cache]
+        if missing:
+            vectors, offsets = self.encoder.encode_tokens(missing)
+            self.cache.update((t, vectors[offsets[i]:offsets[i + 1]]) for i, t in enumerate(missing))
+        return [self.cache[t] for t in texts]
+
+    def __call__(self, query: str, sentences: List[str]) -> np.ndarray:
+        import ragkernels as rk
+
+        matrices = self.tokens(sentences)
+        offsets = np.concatenate([[0], np.cumsum([len(m) for m in matrices])]).astype(np.int64)
+        return rk.rerank.maxsim(self.tokens([query])[0], np.concatenate(matrices), offsets)
 
 
 class CachedEncoder:

@@ -5,6 +5,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -117,6 +118,29 @@ py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, in
   });
 }
 
+// Texts analyzed as the index analyzed its documents, each term mapped to its
+// id (-1: not in the vocabulary): (values, offsets), texts in parallel.
+py::tuple text_term_ids(const SparseIndex& index, const py::sequence& texts) {
+  RK_CHECK_ARG(index.analyzer(), "term_ids: this index was built from tokens, not texts");
+  const std::vector<std::string_view> views = utf8_views(texts, "term_ids", "texts");
+  py::array_t<int64_t> offsets(static_cast<py::ssize_t>(views.size() + 1));
+  std::vector<int64_t> values;
+  {
+    py::gil_scoped_release nogil;
+    std::vector<text::TokenList> lists;
+    index.analyzer()->analyze_batch(views, lists);
+    int64_t* off = offsets.mutable_data();
+    off[0] = 0;
+    for (size_t i = 0; i < lists.size(); ++i) {
+      for (size_t t = 0; t < lists[i].size(); ++t) values.push_back(index.term_id(lists[i][t]));
+      off[i + 1] = static_cast<int64_t>(values.size());
+    }
+  }
+  py::array_t<int64_t> ids(static_cast<py::ssize_t>(values.size()));
+  std::copy(values.begin(), values.end(), ids.mutable_data());
+  return py::make_tuple(std::move(ids), std::move(offsets));
+}
+
 // Queries as {token: weight}: tokens flat with end offsets, a weight per token.
 py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& tokens, const py::array& offsets,
                                  const py::array& weights, int64_t k, const std::string& algorithm) {
@@ -215,6 +239,7 @@ void bind_sparse(py::module_& m) {
         return out;
       })
       .def("term_id", &SparseIndex::term_id, py::arg("token"))
+      .def("text_term_ids", &text_term_ids, py::arg("texts"))
       .def("search_texts", &search_texts, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
       .def("search_weighted_tokens", &search_weighted_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))

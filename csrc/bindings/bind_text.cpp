@@ -144,8 +144,6 @@ class SharedTerms {
   std::unordered_map<std::string_view, py::object> strings_;
 };
 
-// Texts in steps (one step when there is no progress callback), each
-// analyzed in parallel without the GIL; progress(n) after each step.
 // The terms of every text as dense ids, in first-seen order, without a
 // Python str per token: (values, offsets, terms by id).
 py::tuple term_ids(const Analyzer& analyzer, py::handle texts) {
@@ -174,6 +172,8 @@ py::tuple term_ids(const Analyzer& analyzer, py::handle texts) {
   return py::make_tuple(std::move(ids), std::move(offsets), std::move(terms));
 }
 
+// Texts in steps (one step when there is no progress callback), each
+// analyzed in parallel without the GIL; progress(n) after each step.
 py::list tokenize(const Analyzer& analyzer, py::handle texts, py::handle progress) {
   std::vector<py::object> keep_alive;
   const std::vector<std::string_view> views = utf8_items(texts, "Analyzer.tokenize", "texts", keep_alive);

@@ -598,7 +598,8 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         The retrieved passages, best first (their rank feeds the passage prior).
     budget_tokens : int, optional
         Keep at most this many tokens (>= 1): a 0/1 knapsack over the ranked
-        clues (exact when small, greedy by score per token otherwise).
+        clues (exact when small, greedy by value per token otherwise; the
+        values are set by `temperature`).
     tokenizer : Hugging Face tokenizer, optional
         Counts tokens (batched, cached); without one, whitespace words.
     scorer : {"hybrid", "lexical", "dense"}, default "hybrid"
@@ -610,7 +611,8 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         lexical, dense, position, passage, external, passage_dense)
         overrides it.
     encoder : ragkernels.hf.Encoder, optional
-        For the dense scorer and MMR; default all-MiniLM-L6-v2 (loaded once).
+        For the dense scorers (dense, passage_dense) and MMR; default
+        all-MiniLM-L6-v2 (loaded once).
     mmr_lambda : float, default 1.0
         Maximal marginal relevance, in [0, 1]; 1 ranks by relevance alone.
     sufficiency : float, optional
@@ -704,9 +706,6 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     return contexts[0] if single else contexts
 
 
-_VOCABULARIES: "weakref.WeakKeyDictionary[Any, Dict[str, int]]" = weakref.WeakKeyDictionary()
-
-
 def _lexical_arrays(sentences: List[str], queries: List[str], index: Any) -> Dict[str, Any]:
     """Term ids of the sentences and queries, and with `index` its corpus statistics."""
     stats: Dict[str, Any] = {}
@@ -714,14 +713,9 @@ def _lexical_arrays(sentences: List[str], queries: List[str], index: Any) -> Dic
         values, offsets, _ = Analyzer().term_ids(sentences + queries)
         ids = Ragged(values, offsets)
     else:
-        analyzer = getattr(index, "analyzer", None)
-        if analyzer is None or not hasattr(index, "document_frequencies"):
-            raise TypeError("compress: index must be a ragkernels.sparse.BM25Index built from text "
-                            f"(with an analyzer), got {type(index).__name__}")
-        vocabulary = _VOCABULARIES.get(index)
-        if vocabulary is None:
-            vocabulary = _VOCABULARIES[index] = {t: i for i, t in enumerate(index.vocabulary)}
-        ids, _ = term_ids(analyzer.tokenize(sentences + queries), vocabulary)
+        if not hasattr(index, "term_ids") or not hasattr(index, "document_frequencies"):
+            raise TypeError(f"compress: index must be a ragkernels.sparse.BM25Index, got {type(index).__name__}")
+        ids = Ragged(*index.term_ids(sentences + queries))
         lengths = np.diff(ids.offsets[:len(sentences) + 1])
         stats = {"df": index.document_frequencies(), "num_docs": index.num_docs,
                  "avgdl": float(lengths.mean()) if lengths.size and lengths.sum() > 0 else 1.0}

@@ -200,6 +200,40 @@ class _SparseIndex:
         """uint32 array: documents holding each term, by term id (as `vocabulary`)."""
         return self._core.document_frequencies()
 
+    def term_ids(self, texts: Sequence[str]) -> Tuple[np.ndarray, np.ndarray]:
+        """Analyze texts as the documents were and map each term to its id.
+
+        Parameters
+        ----------
+        texts : sequence of str
+
+        Returns
+        -------
+        values : ndarray of int64
+            Term ids of every text, concatenated; -1 for a term the index
+            does not hold.
+        offsets : ndarray of int64, shape (len(texts) + 1,)
+            Text i's ids are ``values[offsets[i]:offsets[i + 1]]``.
+
+        Raises
+        ------
+        ValueError
+            The index was built from tokens or ids, not texts.
+        TypeError
+            An item of `texts` is not str.
+
+        Examples
+        --------
+        >>> from ragkernels.sparse import BM25Index
+        >>> index = BM25Index.build(["cats sat", "dogs ran"])
+        >>> values, offsets = index.term_ids(["a cat ran", "birds"])
+        >>> [index.vocabulary[i] if i >= 0 else None for i in values], offsets.tolist()
+        (['cat', 'ran', None], [0, 2, 3])
+        """
+        if isinstance(texts, str):
+            raise TypeError("term_ids: texts must be a sequence of str, not one str: wrap it in a list")
+        return self._core.text_term_ids(texts if isinstance(texts, list) else list(texts))
+
     def save(self, path: PathLike) -> None:
         """Write the index to `path` atomically (a temporary file, fsynced, then renamed)."""
         self._core.save(os.fspath(path))
