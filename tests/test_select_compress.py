@@ -71,8 +71,24 @@ def test_index_statistics_give_the_lexical_scores():
                             df=index.document_frequencies(), num_docs=index.num_docs, avgdl=sum(lengths) / n)
     best = [sentences[i] for i in sorted(range(n), key=lambda i: -scores[i]) if scores[i] > scores.min()]
     assert [c.text for c in ctx.sentences] == best
-    with pytest.raises(TypeError, match="index must be a ragkernels.sparse.BM25Index"):
-        rk.select.compress(QUERY, PASSAGES, index=object(), scorer="lexical")
+    for scorer in ("lexical", "dense"):  # checked even where no scorer reads it
+        with pytest.raises(TypeError, match="index must be a ragkernels.sparse.BM25Index"):
+            rk.select.compress(QUERY, PASSAGES, index=object(), scorer=scorer)
+
+
+def test_index_statistics_do_not_depend_on_the_batch():
+    index = rk.sparse.BM25Index.build(PASSAGES + ["cats and dogs", "passages about passages"], show_progress=False)
+    queries = [QUERY, "cats sleeping"]
+    lists = [PASSAGES, ["Cats sleep a lot. Dogs bark at night and sleep little.", PASSAGES[1]]]
+    batch = rk.select.compress(queries, lists, index=index, scorer="lexical", budget_tokens=12)
+    for q, plist, ctx in zip(queries, lists, batch):
+        assert rk.select.compress(q, plist, index=index, scorer="lexical", budget_tokens=12) == ctx
+
+
+def test_weights_given_are_not_changed():
+    weights = {"lexical": 1.0}
+    rk.select.compress(QUERY, PASSAGES, weights=weights, external_scorer=lambda q, s: [0.0] * len(s))
+    assert weights == {"lexical": 1.0}
 
 
 def test_tokenizer_counts_and_external_scores():

@@ -308,6 +308,7 @@ def scifact_case():
     texts = [" ".join(d["abstract"]) for d in corpus]
     index = rk.sparse.BM25Index.build([d["title"] + " " + t for d, t in zip(corpus, texts)])
     ids, _ = index.search(claims, k=5)
+    assert (ids >= 0).all()  # 5 passages per claim: the groups below rely on it
     passages = [texts[i] for row in ids for i in row if i >= 0]
     spans = rk.text.split_sentences(passages)
     sentences = [t for per in spans.strings(passages) for t in per]
@@ -390,6 +391,39 @@ def test_select_clues_temperature_prefers_one_strong_clue_to_many_weak():
     args = dict(weights={"external": 1.0}, external=[1.0, 0.6, 0.55, 0.0], token_counts=[10, 5, 5, 1], budget=10)
     assert sel.select_clues([0, 4], temperature=None, **args).selected[0].tolist() == [1, 2]
     assert sel.select_clues([0, 4], **args).selected[0].tolist() == [0]
+
+
+def test_select_clues_temperature_is_relative_to_the_best_gain():
+    # A constant column (every position 0) adds 0 to each relevance and
+    # lowers all of them; the values, relative to the best, do not change.
+    args = dict(external=[1.0, 0.6, 0.55, 0.0], token_counts=[10, 5, 5, 1], budget=10, temperature=0.3)
+    alone = sel.select_clues([0, 4], weights={"external": 1.0}, **args)
+    diluted = sel.select_clues([0, 4], weights={"external": 1.0, "position": 3.0}, positions=[0, 0, 0, 0], **args)
+    np.testing.assert_allclose(diluted.relevance, alone.relevance / 4)
+    # (On the absolute scale the diluted values, exp(-0.1 / 0.3) + exp(-0.1125 / 0.3)
+    # > 1, would prefer the two short clues.)
+    assert diluted.selected[0].tolist() == alone.selected[0].tolist() == [0]
+
+
+def test_select_clues_tiny_temperature_still_fills_the_budget():
+    # exp(-1000) underflows; the clue still counts (smallest normal value)
+    # and the room the DP's float sums leave is filled in rank order.
+    args = dict(weights={"external": 1.0}, external=[1.0, 0.9, 0.0], token_counts=[5, 1, 1], budget=10)
+    for temperature in (1e-4, 0.01, None):
+        assert sel.select_clues([0, 3], temperature=temperature, **args).selected[0].tolist() == [0, 1]
+    r = ref.select_clues_ref(external=[1.0, 0.9, 0.0], token_counts=[5, 1, 1], weights=(0, 0, 0, 0, 1, 0),
+                             temperature=1e-4, budget=10, similarity="terms", sentence_terms=[[1], [2], [3]])
+    assert list(r[1]) == [0, 1]
+
+
+def test_bm25_with_df_and_no_avgdl_uses_each_querys_mean_length():
+    query, sentences = [[1, 2], [3]], [[1, 1, 5], [2], [3, 4, 4, 4], [3]]
+    df = [0, 7, 2, 9, 1, 3]
+    got = sel.bm25(query, sentences, df=df, num_docs=20, groups=[0, 2, 4])
+    want = ref.bm25_ref(query[0], sentences[:2], df=df, num_docs=20.0) + \
+        ref.bm25_ref(query[1], sentences[2:], df=df, num_docs=20.0)
+    np.testing.assert_allclose(got, want, rtol=1e-12)
+    np.testing.assert_allclose(got[2:], sel.bm25(query[1], sentences[2:], df=df, num_docs=20), rtol=0)
 
 
 def test_select_clues_max_normalization_keeps_every_match():
@@ -476,6 +510,10 @@ EMB = np.ones((3, 4), np.float32)
      ValueError, "temperature must be"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=True), ValueError,
      "temperature must be"),
+    (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=np.complex128(1)),
+     ValueError, "temperature must be"),
+    (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=10 ** 400),
+     ValueError, "temperature must be"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], max_picks=0), ValueError,
      "max_picks must be >= 1"),
     (lambda: sel.select_clues([0, 2, 1], sentence_terms=[[1]], query_terms=[[1], [1]]), ValueError,

@@ -398,3 +398,23 @@ def test_term_ids_analyze_texts_as_the_documents_were():
         index.term_ids("dogs")
     with pytest.raises(TypeError, match=r"texts\[1\] must be str"):
         index.term_ids(["dogs", 3])
+
+
+class FreshItems(list):
+    """A list whose items come back as new str objects on every access."""
+
+    def __getitem__(self, i):
+        return "".join(list(super().__getitem__(i)))
+
+
+def test_texts_that_are_temporaries_stay_alive_while_the_gil_is_released():
+    texts = ["ünïcode cats " * 40 + str(i) for i in range(64)]
+    index = BM25Index.build(texts)
+    values, offsets = index.term_ids(FreshItems(texts))
+    want_values, want_offsets = index.term_ids(texts)
+    assert values.tolist() == want_values.tolist() and offsets.tolist() == want_offsets.tolist()
+    ids, scores = index.search(FreshItems(texts[:8]), k=3)
+    want_ids, want_scores = index.search(texts[:8], k=3)
+    np.testing.assert_array_equal(ids, want_ids)
+    np.testing.assert_array_equal(scores, want_scores)
+

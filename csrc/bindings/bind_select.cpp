@@ -118,16 +118,18 @@ bool bm25_stats(const py::object& df, const py::object& num_docs, const py::obje
                 std::vector<py::array>& keep, const char* op) {
   if (df.is_none()) {
     RK_CHECK_ARG(num_docs.is_none() && avgdl.is_none(), op,
-                 ": num_docs and avgdl come with df (corpus statistics); pass all three or none");
+                 ": num_docs and avgdl come with df (corpus statistics); pass df and num_docs (and avgdl)");
     return false;
   }
-  RK_CHECK_ARG(!num_docs.is_none() && !avgdl.is_none(), op, ": df needs num_docs and avgdl too");
+  RK_CHECK_ARG(!num_docs.is_none(), op, ": df needs num_docs too");
   stats.df = ints(df, keep, op, "df");
   stats.num_docs = num_docs.cast<double>();
-  stats.avgdl = avgdl.cast<double>();
   RK_CHECK_ARG(stats.num_docs >= 1, op, ": num_docs must be >= 1, got ", stats.num_docs);
-  RK_CHECK_ARG(std::isfinite(stats.avgdl) && stats.avgdl > 0, op, ": avgdl must be finite and > 0, got ",
-               stats.avgdl);
+  if (!avgdl.is_none()) {  // None: each query's sentences' mean length
+    stats.avgdl = avgdl.cast<double>();
+    RK_CHECK_ARG(std::isfinite(stats.avgdl) && stats.avgdl > 0, op, ": avgdl must be finite and > 0, got ",
+                 stats.avgdl);
+  }
   for (int64_t i = 0; i < stats.df.size; ++i) {
     RK_CHECK_ARG(stats.df[i] >= 0 && static_cast<double>(stats.df[i]) <= stats.num_docs, op, ": df[", i, "] = ",
                  stats.df[i], " is outside [0, num_docs = ", stats.num_docs, "]");
@@ -381,11 +383,9 @@ py::tuple select_clues(py::handle groups_obj, const py::object& q_values, const 
     require(!s_emb.is_none(), op, "sentence_embeddings", "with query_embeddings");
     in.query_embeddings = embeddings(q_emb, nq, in.sentence_embeddings.cols, keep, op, "query_embeddings");
   }
-  if (weights[1] > 0) {
-    require(!q_emb.is_none(), op, "query_embeddings and sentence_embeddings", "with a dense weight > 0");
-  }
-  if (weights[5] > 0) {
-    require(!q_emb.is_none(), op, "query_embeddings and sentence_embeddings", "with a passage_dense weight > 0");
+  if (weights[1] > 0 || weights[5] > 0) {
+    require(!q_emb.is_none(), op, "query_embeddings and sentence_embeddings",
+            "with a dense or passage_dense weight > 0");
   }
   if (mmr && config.similarity == sel::Similarity::kDense) {
     require(!s_emb.is_none(), op, "sentence_embeddings", "for MMR (mmr_lambda < 1) with similarity=\"dense\"");

@@ -24,12 +24,15 @@ using sparse::IndexBuilder;
 using sparse::Query;
 using sparse::SparseIndex;
 
-// The UTF-8 bytes of every str in `items`, viewed in place (valid while the
-// caller holds `items`). Anything but str raises TypeError naming its index.
-std::vector<std::string_view> utf8_views(const py::sequence& items, const char* op, const char* arg) {
+// The UTF-8 bytes of every str in `items`, viewed in place; keep_alive holds
+// each str (a sequence's items may be temporaries, and the views outlive the
+// GIL). Anything but str raises TypeError naming its index.
+std::vector<std::string_view> utf8_views(const py::sequence& items, const char* op, const char* arg,
+                                         std::vector<py::object>& keep_alive) {
   std::vector<std::string_view> out;
-  out.reserve(py::len(items));
-  for (size_t i = 0; i < out.capacity(); ++i) {
+  const size_t n = py::len(items);
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
     py::object item = items[i];
     RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", i, "] must be str, got ",
                   std::string(py::str(py::type::handle_of(item).attr("__name__"))));
@@ -37,6 +40,7 @@ std::vector<std::string_view> utf8_views(const py::sequence& items, const char* 
     const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
     if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
     out.emplace_back(data, static_cast<size_t>(size));
+    keep_alive.push_back(std::move(item));
   }
   return out;
 }
@@ -111,7 +115,8 @@ py::tuple run_search(const SparseIndex& index, size_t n, int64_t k, const std::s
 
 py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, int64_t k, const std::string& algorithm) {
   RK_CHECK_ARG(index.analyzer(), "search: this index was built from tokens, not texts: pass token lists");
-  const std::vector<std::string_view> texts = utf8_views(queries, "search", "queries");
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> texts = utf8_views(queries, "search", "queries", keep_alive);
   return run_search(index, texts.size(), k, algorithm, [&](size_t i) {
     thread_local text::TokenList scratch;
     return index.query_from_text(texts[i], scratch);
@@ -122,7 +127,8 @@ py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, in
 // id (-1: not in the vocabulary): (values, offsets), texts in parallel.
 py::tuple text_term_ids(const SparseIndex& index, const py::sequence& texts) {
   RK_CHECK_ARG(index.analyzer(), "term_ids: this index was built from tokens, not texts");
-  const std::vector<std::string_view> views = utf8_views(texts, "term_ids", "texts");
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> views = utf8_views(texts, "term_ids", "texts", keep_alive);
   py::array_t<int64_t> offsets(static_cast<py::ssize_t>(views.size() + 1));
   std::vector<int64_t> values;
   {
@@ -145,7 +151,8 @@ py::tuple text_term_ids(const SparseIndex& index, const py::sequence& texts) {
 py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& tokens, const py::array& offsets,
                                  const py::array& weights, int64_t k, const std::string& algorithm) {
   RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
-  const std::vector<std::string_view> flat = utf8_views(tokens, "search", "tokens");
+  std::vector<py::object> keep_alive;
+  const std::vector<std::string_view> flat = utf8_views(tokens, "search", "tokens", keep_alive);
   const std::vector<uint64_t> ends = check_offsets(offsets, "search", "offsets", flat.size());
   const py::array weights_array = as_ndarray(weights, "search", "weights");
   const float* w = contiguous1<float>(weights_array, static_cast<int64_t>(flat.size()), "search", "weights");
@@ -159,13 +166,14 @@ py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& t
 // Lists of token strings as one flat list of views + end offsets, read in
 // place (no flattening in Python). Errors name the list and the token.
 std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(const py::sequence& lists, const char* op,
-                                                                            const char* arg) {
+                                                                            const char* arg,
+                                                                            std::vector<py::object>& keep_alive) {
   std::vector<std::string_view> flat;
   std::vector<uint64_t> ends{0};
   const size_t n = py::len(lists);
   for (size_t i = 0; i < n; ++i) {
     const std::string name = std::string(arg) + "[" + std::to_string(i) + "]";
-    const std::vector<std::string_view> tokens = utf8_views(lists[i], op, name.c_str());
+    const std::vector<std::string_view> tokens = utf8_views(lists[i], op, name.c_str(), keep_alive);
     flat.insert(flat.end(), tokens.begin(), tokens.end());
     ends.push_back(flat.size());
   }
@@ -176,7 +184,8 @@ std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(cons
 py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
                              const std::string& algorithm) {
   RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
-  const auto [flat, ends] = token_lists(queries, "search", "queries");
+  std::vector<py::object> keep_alive;
+  const auto [flat, ends] = token_lists(queries, "search", "queries", keep_alive);
   return run_search(index, ends.size() - 1, k, algorithm, [&](size_t i) {
     return index.query_from_tokens({flat.begin() + ends[i], flat.begin() + ends[i + 1]});
   });
@@ -259,18 +268,21 @@ void bind_sparse(py::module_& m) {
       }, py::arg("vocabulary"))
       .def_property_readonly("num_docs", &IndexBuilder::num_docs)
       .def("add_texts", [](IndexBuilder& b, const py::sequence& texts) {
-        const std::vector<std::string_view> views = utf8_views(texts, "build", "texts");
+        std::vector<py::object> keep_alive;
+        const std::vector<std::string_view> views = utf8_views(texts, "build", "texts", keep_alive);
         py::gil_scoped_release nogil;
         b.add_texts(views);
       }, py::arg("texts"))
       .def("add_token_lists", [](IndexBuilder& b, const py::sequence& documents) {
-        const auto [flat, ends] = token_lists(documents, "build", "documents");
+        std::vector<py::object> keep_alive;
+        const auto [flat, ends] = token_lists(documents, "build", "documents", keep_alive);
         py::gil_scoped_release nogil;
         b.add_tokens(flat, ends, nullptr);
       }, py::arg("documents"))
       .def("add_tokens", [](IndexBuilder& b, const py::sequence& tokens, const py::array& offsets,
                             const py::object& weights) {
-        const std::vector<std::string_view> flat = utf8_views(tokens, "build", "tokens");
+        std::vector<py::object> keep_alive;
+        const std::vector<std::string_view> flat = utf8_views(tokens, "build", "tokens", keep_alive);
         const std::vector<uint64_t> ends = check_offsets(offsets, "build", "offsets", flat.size());
         py::array weights_array;
         const float* w = nullptr;

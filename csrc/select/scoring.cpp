@@ -52,21 +52,20 @@ void sentence_bm25_one(const Ragged& queries, int64_t g, const Ragged& sentences
     }
   }
   std::vector<double> df(static_cast<size_t>(nt), 0.0);
-  double num_docs = 0, avgdl = 0;
+  double total_len = 0;
+  for (int64_t i = 0; i < n; ++i) total_len += dl[i];
+  double num_docs = static_cast<double>(n);
+  double avgdl = n > 0 ? total_len / num_docs : 0.0;
   if (stats != nullptr) {
     for (int64_t j = 0; j < nt; ++j) {
       df[j] = q.terms[j] < stats->df.size ? static_cast<double>(stats->df[q.terms[j]]) : 0;
     }
     num_docs = stats->num_docs;
-    avgdl = stats->avgdl;
+    if (stats->avgdl > 0) avgdl = stats->avgdl;
   } else {
-    double total_len = 0;
     for (int64_t i = 0; i < n; ++i) {
-      total_len += dl[i];
       for (int64_t j = 0; j < nt; ++j) df[j] += tf[i * nt + j] > 0 ? 1.0 : 0.0;
     }
-    num_docs = static_cast<double>(n);
-    avgdl = n > 0 ? total_len / num_docs : 0.0;
   }
   std::vector<double> idf(static_cast<size_t>(nt));
   for (int64_t j = 0; j < nt; ++j) idf[j] = std::log(1.0 + (num_docs - df[j] + 0.5) / (df[j] + 0.5));

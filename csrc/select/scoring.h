@@ -29,7 +29,7 @@ struct Ragged {
 struct Bm25Stats {
   ConstView1<int64_t> df;  // documents holding term t, by term id; ids >= df.size: 0
   double num_docs = 0;     // >= 1, >= every df
-  double avgdl = 0;        // > 0
+  double avgdl = 0;        // > 0, or 0: the mean length of the query's own sentences
 };
 
 // Lucene BM25 (Lucene >= 8, bm25s "lucene") of each sentence against its

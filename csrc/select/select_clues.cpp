@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "core/parallel.h"
 #include "select/mmr.h"
@@ -78,9 +79,11 @@ void rank(const ClueInputs& in, const ClueConfig& config, int64_t g, const doubl
     std::fill(r.gains.begin(), r.gains.end(), 0.0);
     return;
   }
-  if (config.temperature > 0) {
+  if (config.temperature > 0) {  // every gain > 0 here (the picks stop at the first gain <= 0)
     const double best = *std::max_element(r.gains.begin(), r.gains.end());
-    for (double& v : r.gains) v = std::exp((v - best) / config.temperature);
+    for (double& v : r.gains) {
+      v = std::max(std::exp((v / best - 1) / config.temperature), std::numeric_limits<double>::min());
+    }
   }
 }
 

@@ -18,11 +18,14 @@
 //     (similarity kDense) or term-frequency vectors (kTerms), stopping at
 //     the first pick whose gain is <= 0, or after max_picks picks: value
 //     of a pick = its gain, or with temperature T > 0
-//     exp((gain - best gain) / T), which makes the values behave like
+//     exp((gain / best gain - 1) / T) (at least the smallest normal double,
+//     so no value underflows to 0), which makes the values behave like
 //     probabilities (the budget knapsack then maximizes the expected number
 //     of answer-bearing clues kept, not the sum of raw scores, which
 //     prefers many short weak clues to one long strong one; sufficiency
-//     becomes a nucleus cut). If no pick has a positive gain, the MMR order
+//     becomes a nucleus cut). Relative to the best gain, so T means the same
+//     whatever the relevance's range (a constant scorer column adds 0 and
+//     lowers every relevance). If no pick has a positive gain, the MMR order
 //     (max_picks long) with every value 0 (truncate counts each rank 1).
 //     MMR costs O(n d) per pick: max_picks is what bounds the latency
 //     (a pool a few times the budget's worth of sentences is plenty).
@@ -64,7 +67,7 @@ struct ClueConfig {
   Norm norm = Norm::kMinMax;
   double lambda = 1.0;                      // 1: no MMR
   int64_t max_picks = -1;                   // >= 1: rank at most this many; -1: all
-  double temperature = 0;                   // > 0: values exp((gain - best) / T); 0: the gains
+  double temperature = 0;                   // > 0: values exp((gain / best - 1) / T); 0: the gains
   Similarity similarity = Similarity::kDense;
   TruncateConfig truncate;
 };

@@ -72,6 +72,33 @@ std::vector<int64_t> knapsack(const std::vector<double>& values, const std::vect
   return exact ? knapsack_dp(values, tokens, budget) : knapsack_greedy(values, tokens, budget);
 }
 
+namespace {
+
+// A value far below the others vanishes in the DP's float64 sums (1 + 1e-17
+// == 1), so the DP can leave room that such an item fits in; any item that
+// fits raises the exact optimum, so the room is filled in rank order.
+// `picked` (item positions, ascending) stays ascending. A no-op for the
+// greedy, which already takes every item that fits.
+void fill_leftover(const std::vector<int64_t>& tokens, int64_t budget, std::vector<int64_t>& picked) {
+  std::vector<char> taken(tokens.size(), 0);
+  int64_t used = 0;
+  for (const int64_t it : picked) {
+    taken[it] = 1;
+    used += tokens[it];
+  }
+  bool added = false;
+  for (size_t it = 0; it < tokens.size(); ++it) {
+    if (!taken[it] && tokens[it] <= budget - used) {
+      picked.push_back(static_cast<int64_t>(it));
+      used += tokens[it];
+      added = true;
+    }
+  }
+  if (added) std::sort(picked.begin(), picked.end());
+}
+
+}  // namespace
+
 std::vector<int64_t> truncate(const int64_t* ranked, const double* values, int64_t n, const int64_t* tokens,
                               const TruncateConfig& config) {
   double total = 0;
@@ -107,7 +134,9 @@ std::vector<int64_t> truncate(const int64_t* ranked, const double* values, int64
         std::min(config.budget, std::accumulate(item_tokens.begin(), item_tokens.end(), int64_t(0)));
     const double cells = static_cast<double>(item_rank.size()) * static_cast<double>(capacity + 1);
     const bool exact = cells <= static_cast<double>(config.max_dp_cells);
-    for (const int64_t it : knapsack(item_values, item_tokens, config.budget, exact)) ranks.push_back(item_rank[it]);
+    std::vector<int64_t> picked = knapsack(item_values, item_tokens, config.budget, exact);
+    fill_leftover(item_tokens, config.budget, picked);
+    for (const int64_t it : picked) ranks.push_back(item_rank[it]);
   }
   std::vector<int64_t> chosen;
   chosen.reserve(ranks.size());

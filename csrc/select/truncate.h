@@ -20,7 +20,10 @@
 // items * (C + 1) <= max_dp_cells (default
 // 2e7: 2.5 MB of decision bits, a few ms at worst); otherwise greedily: by
 // value per token, higher first (0 tokens first), ties to the better rank,
-// each taken if it still fits -- no optimality guarantee there.
+// each taken if it still fits -- no optimality guarantee there. After the
+// DP, room left that a chosen-able item fits in is filled in rank order: in
+// exact arithmetic there is none, but a value ~1e-16 below the total is lost
+// in float64 sums and the DP would not take it.
 //
 // No budget: the kept prefix whole. Output: the chosen candidates in rank
 // order, or in document order (ascending candidate index: the caller lays

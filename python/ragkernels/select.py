@@ -16,6 +16,8 @@ float32); embeddings must be float32 and C-contiguous.
 """
 from __future__ import annotations
 
+import math
+import numbers
 import weakref
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
@@ -25,8 +27,8 @@ from ragkernels import _core
 from ragkernels._checks import as_texts
 from ragkernels.text import Analyzer, split_sentences
 
-__all__ = ["Clue", "Context", "Ragged", "SCORERS", "TokenCounter", "bm25", "combine_scores", "compress", "cosine",
-           "mmr", "position_prior", "select_clues", "term_ids", "truncate"]
+__all__ = ["Clue", "Context", "Ragged", "SCORERS", "SCORER_PRESETS", "TEMPERATURE", "TokenCounter", "bm25",
+           "combine_scores", "compress", "cosine", "mmr", "position_prior", "select_clues", "term_ids", "truncate"]
 
 #: Scorer names of `select_clues`'s weights, in the core's column order.
 SCORERS: Tuple[str, ...] = ("lexical", "dense", "position", "passage", "external", "passage_dense")
@@ -98,10 +100,11 @@ def term_ids(token_lists: Sequence[Sequence[str]], vocabulary: Optional[Dict[str
     token_lists : sequence of sequence of str
         E.g. ``rk.text.Analyzer().tokenize(texts)``.
     vocabulary : dict of str to int, optional
-        A fixed map (e.g. ``{t: i for i, t in
-        enumerate(index.vocabulary)}`` of a BM25Index): unknown tokens get
-        -1 (they count in a sentence's length, never match). None: a new
-        vocabulary grows over the lists, ids in order of first occurrence.
+        A fixed map: unknown tokens get -1 (they count in a sentence's
+        length, never match). None: a new vocabulary grows over the lists,
+        ids in order of first occurrence. (From texts, in the core:
+        ``Analyzer.term_ids`` grows one, ``BM25Index.term_ids`` uses the
+        index's.)
 
     Returns
     -------
@@ -146,7 +149,8 @@ def bm25(query_terms: Any, sentence_terms: Any, *, k1: float = 1.5, b: float = 0
         bm25s's defaults, as ``rk.sparse.BM25Index``; k1 >= 0, b in [0, 1].
     df : array of int, optional
         Documents per term id (e.g. ``index.document_frequencies()``;
-        ids beyond it have df 0), with `num_docs` (>= 1) and `avgdl` (> 0).
+        ids beyond it have df 0), with `num_docs` (>= 1) and optionally
+        `avgdl` (> 0; None: the mean length of each query's sentences).
         None: statistics of the query's own sentences.
     groups : array of int, shape (Q + 1,), optional
         Batch offsets (module docstring); None: one query.
@@ -406,6 +410,21 @@ def truncate(ranked: Any, values: Any, token_counts: Any, *, budget: Optional[in
     return selected if groups is None else _split(selected, offsets)
 
 
+def _temperature(temperature: Any, op: str) -> float:
+    """A valid temperature as a float; None -> 0.0 (the core's "raw gains")."""
+    if temperature is None:
+        return 0.0
+    value = float("nan")
+    if isinstance(temperature, numbers.Real) and not isinstance(temperature, (bool, np.bool_)):
+        try:
+            value = float(temperature)
+        except OverflowError:
+            value = float("inf")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{op}: temperature must be a finite number > 0 or None, got {temperature!r}")
+    return value
+
+
 class SelectedClues(NamedTuple):
     """`select_clues`'s result."""
 
@@ -430,7 +449,7 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
     of the query with the sum of the embeddings of the sentence's passage,
     the sentences sharing its `passage_ranks` value), `combine_scores`,
     `mmr` (stopping at the first pick of gain <= 0 or after `max_picks`),
-    then `truncate` with each pick's value ``exp((gain - best gain) /
+    then `truncate` with each pick's value ``exp((gain / best gain - 1) /
     temperature)`` (the raw gain without a temperature). If no pick has a
     positive gain, the MMR order, each rank worth 1.
 
@@ -464,9 +483,10 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
         pick, so this bounds the latency; None: until the gain is <= 0.
     temperature : float or None, default 0.05
         > 0: the values the budget and sufficiency work on are
-        ``exp((gain - best gain) / temperature)``, probability-like (the
-        relevance is in [0, 1], so a clue 0.05 below the best is worth
-        1/e of it): the knapsack then keeps the set most likely to hold the
+        ``exp((gain / best gain - 1) / temperature)`` (at least the
+        smallest normal float64), probability-like and relative to the
+        best (a clue whose gain is 5% below the best's is worth 1/e of
+        it): the knapsack then keeps the set most likely to hold the
         answer instead of many short weak clues, and sufficiency is a
         nucleus cut. None: the gains themselves.
     similarity : {"dense", "terms"}
@@ -493,10 +513,7 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
     array([2])
     """
     w = {"lexical": 1.0} if weights is None else dict(weights)
-    if temperature is not None and (isinstance(temperature, (bool, np.bool_))
-                                    or not isinstance(temperature, (int, float, np.number))
-                                    or not np.isfinite(temperature) or temperature <= 0):
-        raise ValueError(f"select_clues: temperature must be a finite number > 0 or None, got {temperature!r}")
+    t = _temperature(temperature, "select_clues")
     unknown = set(w) - set(SCORERS)
     if unknown:
         raise ValueError(f"weights: unknown scorer(s) {sorted(unknown)}; expected names in {SCORERS}")
@@ -511,7 +528,7 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
         opt_ints["positions"], opt_ints["passage_ranks"],
         None if external is None else _floats(external, "external").reshape(-1), opt_ints["token_counts"], wv,
         normalization, float(k1), float(b), None if df is None else _ints(df, "df"), num_docs, avgdl, float(mmr_lambda),
-        max_picks, 0.0 if temperature is None else float(temperature), similarity, budget, sufficiency, order,
+        max_picks, t, similarity, budget, sufficiency, order,
         int(max_dp_cells))
     return SelectedClues(relevance, _split(selected, offsets))
 
@@ -617,7 +634,8 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         Maximal marginal relevance, in [0, 1]; 1 ranks by relevance alone.
     sufficiency : float, optional
         In (0, 1]: keep the smallest prefix of the ranked clues whose
-        normalized cumulative score reaches it (with a budget: then the budget).
+        cumulative value (see `temperature`) reaches this share of the total
+        (with a budget: then the budget).
     order : {"document", "rank"}, default "document"
         Kept sentences in their passages' order (passages best first), or
         best clue first.
@@ -632,8 +650,9 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     index : ragkernels.sparse.BM25Index, optional
         Corpus statistics for the lexical scorer: the index's analyzer,
         vocabulary and document frequencies give the IDF (length
-        normalization uses the mean length of the candidate sentences).
-        None: statistics of each query's candidate sentences.
+        normalization uses the mean length of each query's candidate
+        sentences; `k1` and `b` are compress's own). None: statistics of
+        each query's candidate sentences.
     k1, b : float
         BM25 parameters of the lexical scorer (the project's defaults).
 
@@ -657,12 +676,19 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         raise ValueError(f"compress: budget_tokens must be an int >= 1, got {budget_tokens!r}")
     if order not in ("document", "rank"):
         raise ValueError(f'compress: order must be "document" or "rank", got {order!r}')
+    _temperature(temperature, "compress")
     if weights is None:
         if scorer not in SCORER_PRESETS:
             raise ValueError(f"compress: scorer must be one of {sorted(SCORER_PRESETS)}, got {scorer!r}")
-        weights = dict(SCORER_PRESETS[scorer])
+        weights = SCORER_PRESETS[scorer]
+    weights = dict(weights)  # the caller's dict stays as it was
     if external_scorer is not None:
         weights.setdefault("external", 1.0)
+    if index is not None:
+        from ragkernels.sparse import BM25Index
+
+        if not isinstance(index, BM25Index):
+            raise TypeError(f"compress: index must be a ragkernels.sparse.BM25Index, got {type(index).__name__}")
 
     # Extract: every passage of every query segmented in one parallel call.
     flat_passages = [p for plist in passage_lists for p in plist]
@@ -706,22 +732,29 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     return contexts[0] if single else contexts
 
 
+_DOCUMENT_FREQUENCIES: "weakref.WeakKeyDictionary[Any, np.ndarray]" = weakref.WeakKeyDictionary()
+
+
 def _lexical_arrays(sentences: List[str], queries: List[str], index: Any) -> Dict[str, Any]:
-    """Term ids of the sentences and queries, and with `index` its corpus statistics."""
+    """Term ids of the sentences and queries; with `index`, its analysis and
+    document frequencies. The ids are renumbered to the terms of this call,
+    so df is as long as the batch's vocabulary, not the corpus's (checked
+    and copied on every call)."""
     stats: Dict[str, Any] = {}
     if index is None:
         values, offsets, _ = Analyzer().term_ids(sentences + queries)
-        ids = Ragged(values, offsets)
     else:
-        if not hasattr(index, "term_ids") or not hasattr(index, "document_frequencies"):
-            raise TypeError(f"compress: index must be a ragkernels.sparse.BM25Index, got {type(index).__name__}")
-        ids = Ragged(*index.term_ids(sentences + queries))
-        lengths = np.diff(ids.offsets[:len(sentences) + 1])
-        stats = {"df": index.document_frequencies(), "num_docs": index.num_docs,
-                 "avgdl": float(lengths.mean()) if lengths.size and lengths.sum() > 0 else 1.0}
+        df = _DOCUMENT_FREQUENCIES.get(index)
+        if df is None:
+            df = _DOCUMENT_FREQUENCIES[index] = index.document_frequencies().astype(np.int64)
+        values, offsets = index.term_ids(sentences + queries)
+        known = values >= 0
+        terms, local = np.unique(values[known], return_inverse=True)
+        values[known] = local
+        stats = {"df": df[terms], "num_docs": index.num_docs}  # avgdl: each query's sentences
     n = len(sentences)
-    return {"sentence_terms": Ragged(ids.values[:ids.offsets[n]], ids.offsets[:n + 1]),
-            "query_terms": Ragged(ids.values[ids.offsets[n]:], ids.offsets[n:] - ids.offsets[n]), **stats}
+    return {"sentence_terms": Ragged(values[:offsets[n]], offsets[:n + 1]),
+            "query_terms": Ragged(values[offsets[n]:], offsets[n:] - offsets[n]), **stats}
 
 
 def _join(clues: List[Clue], order: str) -> str:

@@ -121,8 +121,9 @@ class Analyzer:
         -------
         values : ndarray of int64
             The term ids of every text, concatenated.
-        offsets : ndarray of int64, shape (len(texts) + 1,)
-            Text i's ids are ``values[offsets[i]:offsets[i + 1]]``.
+        offsets : ndarray of int64, shape (number of texts + 1,)
+            Text i's ids are ``values[offsets[i]:offsets[i + 1]]`` (one str
+            is one text).
         terms : list of str
             The term of each id.
 

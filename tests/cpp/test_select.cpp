@@ -166,6 +166,15 @@ TEST(SelectTruncate, SufficiencyBudgetAndOrder) {
   EXPECT_EQ(rs::truncate(ranked.data(), values.data(), 4, tokens.data(), c), (std::vector<int64_t>{2, 0}));
 }
 
+TEST(SelectTruncate, DpFillsRoomTheFloatSumsLeave) {
+  // 1 + 1e-20 == 1 in float64: the DP alone would not take candidate 1.
+  const std::vector<int64_t> ranked{0, 1}, tokens{5, 1};
+  const std::vector<double> values{1.0, 1e-20};
+  rs::TruncateConfig c;
+  c.budget = 10;
+  EXPECT_EQ(rs::truncate(ranked.data(), values.data(), 2, tokens.data(), c), (std::vector<int64_t>{0, 1}));
+}
+
 TEST(SelectClues, SameResultOnOneAndTwoThreads) {
   std::mt19937 rng(5);
   const int64_t nq = 17, d = 6;

@@ -2,6 +2,7 @@
 and the "Python version" bench_select.py times. One query at a time, lists
 and floats (float64), loops written out; no numpy tricks."""
 import math
+import sys
 
 
 def bm25_ref(query_terms, sentence_terms, k1=1.5, b=0.75, df=None, num_docs=None, avgdl=None):
@@ -17,6 +18,11 @@ def bm25_ref(query_terms, sentence_terms, k1=1.5, b=0.75, df=None, num_docs=None
         doc_freq = {t: float(sum(1 for s in sentences if t in s)) for t in distinct}
     else:
         doc_freq = {t: float(df[t]) if t < len(df) else 0.0 for t in distinct}
+        if avgdl is None:  # the mean length of the query's sentences
+            total = 0.0
+            for s in sentences:
+                total += float(len(s))
+            avgdl = total / len(sentences) if sentences else 0.0
     idf = {t: math.log(1.0 + (num_docs - doc_freq[t] + 0.5) / (doc_freq[t] + 0.5)) for t in distinct}
     scores = []
     for s in sentences:
@@ -212,7 +218,13 @@ def truncate_ref(ranked, values, tokens, budget=None, sufficiency=None, order="r
         ic = [tokens[ranked[t]] for t in items]
         capacity = min(budget, sum(ic))
         solve = knapsack_dp_ref if len(items) * (capacity + 1) <= max_dp_cells else knapsack_greedy_ref
-        ranks = [items[i] for i in solve(iv, ic, budget)]
+        picked = solve(iv, ic, budget)
+        used = sum(ic[i] for i in picked)
+        for i in range(len(items)):  # room the float sums left (see truncate.h)
+            if i not in picked and ic[i] <= budget - used:
+                picked.append(i)
+                used += ic[i]
+        ranks = [items[i] for i in sorted(picked)]
     chosen = [ranked[t] for t in ranks]
     return sorted(chosen) if order == "document" else chosen
 
@@ -262,6 +274,6 @@ def select_clues_ref(query_terms=None, sentence_terms=None, query_embedding=None
         values = [0.0] * len(ranked)
     elif temperature is not None:
         best = max(values)
-        values = [math.exp((v - best) / temperature) for v in values]
+        values = [max(math.exp((v / best - 1) / temperature), sys.float_info.min) for v in values]
     tokens = list(token_counts) if token_counts is not None else [0] * n
     return rel, truncate_ref(ranked, values, tokens, budget, sufficiency, order, max_dp_cells)
