@@ -156,12 +156,8 @@ py::tuple term_ids(const Analyzer& analyzer, py::handle texts) {
   {
     py::gil_scoped_release nogil;
     analyzer.analyze_batch(views, lists);
-    int64_t* off = offsets.mutable_data();
-    off[0] = 0;
-    for (size_t i = 0; i < lists.size(); ++i) {
-      for (size_t t = 0; t < lists[i].size(); ++t) values.push_back(vocabulary.intern(lists[i][t]));
-      off[i + 1] = static_cast<int64_t>(values.size());
-    }
+    text::flatten_term_ids(lists, [&](std::string_view term) { return vocabulary.intern(term); }, values,
+                           offsets.mutable_data());
   }
   py::array_t<int64_t> ids(static_cast<py::ssize_t>(values.size()));
   std::copy(values.begin(), values.end(), ids.mutable_data());

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -85,5 +86,17 @@ class Analyzer {
   AnalyzerConfig config_;
   StopwordSet stopwords_;
 };
+
+// The terms of every list mapped to ids by id_of(term), concatenated into
+// values; offsets (lists.size() + 1 entries) gets where each list starts.
+template <typename IdOf>
+void flatten_term_ids(const std::vector<TokenList>& lists, IdOf&& id_of, std::vector<int64_t>& values,
+                      int64_t* offsets) {
+  offsets[0] = 0;
+  for (size_t i = 0; i < lists.size(); ++i) {
+    for (size_t t = 0; t < lists[i].size(); ++t) values.push_back(id_of(lists[i][t]));
+    offsets[i + 1] = static_cast<int64_t>(values.size());
+  }
+}
 
 }  // namespace ragkernels::text
