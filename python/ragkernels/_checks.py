@@ -28,3 +28,21 @@ def check_positive_int(value: Any, name: str, op: str) -> None:
     """ValueError naming `op` and `name` unless `value` is an int >= 1 (bools refused)."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{op}: {name} must be an int >= 1, got {value!r}")
+
+
+INT64_MAX = 2**63 - 1
+
+
+def check_int(value: Any, name: str, op: str, *, minimum: int = 1, maximum: int = INT64_MAX) -> int:
+    """`value` as a Python int in [minimum, maximum]; TypeError for a non-integer
+    (bools and floats included), ValueError naming `op` and `name` otherwise.
+
+    Run before a value reaches the compiled core, whose int64/int32 arguments
+    would otherwise fail with pybind11's "incompatible function arguments"."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}"[:200])
+    value = int(value)
+    if not minimum <= value <= maximum:
+        upper = "2**63 - 1" if maximum == INT64_MAX else str(maximum)
+        raise ValueError(f"{op}: {name} must be an int in [{minimum}, {upper}], got {value}")
+    return value
