@@ -109,3 +109,70 @@ def test_unwritable_target_leaves_no_temp_file(tmp_path):
     with pytest.raises(OSError):
         rk.save_arrays(target, {"a": np.zeros(3)})
     assert os.listdir(tmp_path) == ["is-a-directory"]
+
+
+# ---- hostile files (issue 14) -------------------------------------------------------
+
+def _load_in_thread(load, path):
+    """Runs load(path) in a daemon thread; returns its exception, or fails
+    the test (after unblocking it) when it is still waiting after 20 s."""
+    import threading
+    outcome = {}
+
+    def run():
+        try:
+            load(path)
+        except BaseException as e:  # noqa: BLE001 - the test inspects it
+            outcome["error"] = e
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(20)
+    if thread.is_alive():
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))  # a writer lets a blocked open() return
+        pytest.fail(f"{load.__qualname__} hung on a FIFO")
+    return outcome.get("error")
+
+
+@pytest.mark.parametrize("loader", ["load_arrays", "BM25Index", "ImpactIndex", "FlatIndex", "TermMatchIndex"])
+def test_loaders_refuse_a_fifo_instead_of_hanging(tmp_path, loader):
+    load = {"load_arrays": rk.load_arrays, "BM25Index": rk.sparse.BM25Index.load,
+            "ImpactIndex": rk.sparse.ImpactIndex.load, "FlatIndex": rk.dense.FlatIndex.load,
+            "TermMatchIndex": rk.rerank.TermMatchIndex.load}[loader]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    error = _load_in_thread(load, str(fifo))
+    assert isinstance(error, OSError) and f"{fifo}: not a regular file" in str(error)
+
+
+def test_loaders_refuse_a_directory(tmp_path):
+    with pytest.raises(OSError, match=f"{tmp_path}"):
+        rk.load_arrays(tmp_path)
+
+
+def test_section_name_that_is_not_utf8_names_the_file(sample):
+    from tests.reference.core import reseal
+    path, _ = sample
+    data = bytearray(path.read_bytes())
+    assert data[128:131] == b"ids"  # the first entry's name
+    data[128] = 0xFF
+    path.write_bytes(reseal(bytes(data)))
+    with pytest.raises(rk.FormatError, match=f"{path}: section 0 has a malformed name"):
+        rk.load_arrays(path)
+
+
+def test_file_kind_that_is_not_utf8_names_the_file(sample):
+    from tests.reference.core import reseal
+    path, _ = sample
+    data = bytearray(path.read_bytes())
+    data[16] = 0xC0  # an overlong lead byte: never valid
+    path.write_bytes(reseal(bytes(data)))
+    with pytest.raises(rk.FormatError, match=f"{path}: malformed file kind"):
+        rk.load_arrays(path)
+
+
+def test_reseal_leaves_a_valid_file_valid(sample):
+    from tests.reference.core import reseal
+    path, arrays = sample
+    path.write_bytes(reseal(path.read_bytes()))
+    np.testing.assert_array_equal(rk.load_arrays(path)["ids"], arrays["ids"])

@@ -1,5 +1,6 @@
 // Writer, reader and checksum of the ragkernels file format (docs/formats.md).
 #include "core/file_format.h"
+#include "core/utf8.h"
 
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -272,7 +273,9 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path,
                                              const std::string& expected_kind, bool verify) {
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO nobody writes to would otherwise block forever
+  // before fstat could refuse it (issue 14). It changes nothing for a regular file.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw_io(path, "cannot open", errno);
   struct stat st;
   if (::fstat(fd, &st) != 0) {
@@ -282,7 +285,7 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::string& path,
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    throw IOError(path + ": not a regular file");
+    throw IOError(path + ": not a regular file (a directory, FIFO or device cannot hold a ragkernels file)");
   }
   file->size_ = static_cast<uint64_t>(st.st_size);
   if (file->size_ == 0) {
@@ -331,7 +334,7 @@ void MappedFile::validate(const std::string& expected_kind, bool verify) {
   const FileHeader h = read_header(p, base_, size_);
   version_ = h.version;
   kind_ = get_name(h.kind);
-  RK_CHECK_FORMAT(!kind_.empty(), p, ": malformed file kind (file corrupt)");
+  RK_CHECK_FORMAT(!kind_.empty() && is_valid_utf8(kind_), p, ": malformed file kind (file corrupt)");
   RK_CHECK_FORMAT(expected_kind.empty() || kind_ == expected_kind, p, ": file kind is '", kind_,
                   "', expected '", expected_kind, "'");
 
@@ -348,7 +351,8 @@ void MappedFile::validate(const std::string& expected_kind, bool verify) {
     std::memcpy(&e, base_ + kHeaderBytes + kEntryBytes * i, sizeof e);
     SectionOut s;
     s.name = get_name(e.name);
-    RK_CHECK_FORMAT(!s.name.empty(), p, ": section ", i, " has a malformed name (file corrupt)");
+    RK_CHECK_FORMAT(!s.name.empty() && is_valid_utf8(s.name), p, ": section ", i,
+                    " has a malformed name (file corrupt)");
     RK_CHECK_FORMAT(seen.insert(s.name).second, p, ": duplicate section '", s.name, "'");
     s.dtype = static_cast<DType>(e.dtype);
     RK_CHECK_FORMAT(dtype_known(s.dtype), p, ": section '", s.name,
