@@ -8,6 +8,7 @@ import pytest
 import ragkernels as rk
 from ragkernels.sparse import ALGORITHMS, METHODS, BM25Index, ImpactIndex
 from tests.reference import data_dir
+from tests.reference import core as core_ref
 from tests.reference import sparse as ref
 
 bm25s = pytest.importorskip("bm25s")
@@ -103,10 +104,10 @@ def test_results_do_not_depend_on_thread_count():
 
 def test_one_document_and_empty_queries():
     index = BM25Index.build(["a single lonely document"], ids=["only"])
-    d, s = index.search(["lonely", "", "the and of", "unknownword"], k=3)
-    assert d[0].tolist() == [0, -1, -1] and s[0, 0] > 0
-    assert (d[1:] == -1).all() and np.isneginf(s[1:]).all()
-    assert index.search([], k=3)[0].shape == (0, 3)
+    d, s = index.search(["lonely", "", "the and of", "unknownword"], k=3)  # k capped at 1 document
+    assert d[:, 0].tolist() == [0, -1, -1, -1] and s[0, 0] > 0
+    assert np.isneginf(s[1:]).all()
+    assert index.search([], k=3)[0].shape == (0, 1)
 
 
 def test_term_in_every_document():
@@ -227,7 +228,7 @@ def test_bad_input_raises_clear_errors():
         BM25Index.build(["a"], k1=float("nan"))
     with pytest.raises(ValueError, match="token ids"):
         BM25Index.build([[1, -2]])
-    with pytest.raises(ValueError, match="k must be >= 1"):
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, "):
         index.search(["a"], k=0)
     with pytest.raises(TypeError, match="k must be an int"):
         index.search(["a"], k=2.5)
@@ -418,3 +419,110 @@ def test_texts_that_are_temporaries_stay_alive_while_the_gil_is_released():
     np.testing.assert_array_equal(ids, want_ids)
     np.testing.assert_array_equal(scores, want_scores)
 
+
+
+# ---- hostile files and arguments (issue 14) ----------------------------------------
+
+def _saved_index(tmp_path, **params):
+    rng = np.random.default_rng(14)
+    index = BM25Index.build(random_corpus(rng, 600, 50), ids=[f"d{i}" for i in range(600)], **params)
+    path = tmp_path / "i.rkidx"
+    index.save(path)
+    return index, path, random_queries(rng, 40, 50)
+
+
+def _forge(tmp_path, path, section, change):
+    """A copy of the index at `path` with `change(array)` applied to one
+    section, every checksum valid: only the loader's own checks can refuse it."""
+    data = path.read_bytes()
+    array = rk.load_arrays(path)[section].copy()
+    change(array)
+    forged = tmp_path / f"forged-{section}.rkidx"
+    forged.write_bytes(core_ref.patch_section(data, section, array.tobytes()))
+    return forged
+
+
+@pytest.mark.parametrize("position,value,match", [
+    (0, float("nan"), "k1"), (0, float("inf"), "k1"), (0, -1.0, "k1"), (1, float("nan"), "b"),
+    (1, 2.0, "b"), (2, float("-inf"), "delta"), (3, float("nan"), "average document length"),
+    (3, float("inf"), "average document length"), (3, 1e300, "average document length"),
+    (3, 0.0, "average document length"),
+])
+def test_load_refuses_bad_bm25_parameters_behind_valid_checksums(tmp_path, position, value, match):
+    _, path, _ = _saved_index(tmp_path)
+    forged = _forge(tmp_path, path, "params", lambda a: a.__setitem__(position, value))
+    with pytest.raises(rk.FormatError, match=f"{forged}.*{match}"):
+        BM25Index.load(forged)
+
+
+@pytest.mark.parametrize("section", ["term_max", "block_max"])
+@pytest.mark.parametrize("factor", [0.5, 2.0])
+def test_load_refuses_maxima_that_would_make_pruning_disagree(tmp_path, section, factor):
+    # A lowered term_max makes MaxScore/BMW skip documents TAAT finds; a
+    # raised one is harmless to results but is no maximum of this index.
+    index, path, queries = _saved_index(tmp_path)
+    forged = _forge(tmp_path, path, section, lambda a: a.__setitem__(np.argmax(a), a.max() * factor))
+    with pytest.raises(rk.FormatError, match=f"{forged}.*maximum"):
+        BM25Index.load(forged)
+    loaded = BM25Index.load(path)  # the untouched file still loads, and every algorithm agrees
+    for algorithm in ALGORITHMS:
+        assert_same(loaded.search(queries, k=10, algorithm=algorithm), index.search(queries, k=10))
+
+
+@pytest.mark.parametrize("section", ["term_idf", "term_nonoccurrence"])
+def test_load_refuses_idf_that_disagrees_with_document_frequencies(tmp_path, section):
+    _, path, _ = _saved_index(tmp_path, method="bm25+")
+    forged = _forge(tmp_path, path, section, lambda a: a.__setitem__(3, a[3] + 1))
+    with pytest.raises(rk.FormatError, match=f"{forged}.*idf of term 3"):
+        BM25Index.load(forged)
+
+
+@pytest.mark.parametrize("section", ["vocab_chars", "doc_id_chars"])
+def test_load_names_the_file_when_strings_are_not_utf8(tmp_path, section):
+    _, path, _ = _saved_index(tmp_path)
+    forged = _forge(tmp_path, path, section, lambda a: a.__setitem__(0, 0xFF))
+    with pytest.raises(rk.FormatError, match=f"{forged}.*not valid UTF-8"):
+        BM25Index.load(forged)
+
+
+def test_search_caps_k_at_the_corpus_size():
+    index = BM25Index.build(["cat", "cat dog", "dog", "bird"])
+    docs, scores = index.search(["cat"] * 200, k=10**12)  # 2.4 GB of padding before the cap
+    assert docs.shape == scores.shape == (200, 4)
+    assert docs[0].tolist() == [0, 1, -1, -1]
+
+
+@pytest.mark.parametrize("k,error", [(2**63, ValueError), (2**70, ValueError), (-1, ValueError),
+                                     ("10", TypeError), (True, TypeError)])
+def test_search_k_out_of_range_names_k(k, error):
+    index = BM25Index.build(["cat", "dog"])
+    with pytest.raises(error, match="search: k must be an int"):
+        index.search(["cat"], k=k)
+
+
+def test_build_refuses_parameters_given_as_strings():
+    with pytest.raises(TypeError, match="build: k1 must be a real number, got str '1.2'"):
+        BM25Index.build(["cat"], k1="1.2")
+    with pytest.raises(TypeError, match="build: b must be a real number"):
+        BM25Index.build(["cat"], b=None)
+
+
+def test_to_run_refuses_rows_outside_the_index():
+    index = BM25Index.build(["cat", "dog"], ids=["a", "b"])
+    docs, scores = index.search(["cat"], k=2)
+    assert index.to_run(docs, scores, ["q"]) == {"q": {"a": pytest.approx(float(scores[0, 0]))}}
+    with pytest.raises(ValueError, match=r"to_run: docs\[0, 1\] = 7 is not a document of this index"):
+        index.to_run(np.array([[0, 7]]), scores, ["q"])
+    with pytest.raises(ValueError, match="to_run: docs and scores must be 2-D of one shape"):
+        index.to_run(docs[:, :1], scores, ["q"])
+
+
+def test_lone_surrogate_error_names_the_document_in_the_whole_input():
+    texts = ["fine"] * 70_000 + ["bad \udcff byte"]  # past the first batch of the Python loop
+    with pytest.raises(ValueError, match=r"build: documents\[70000\] cannot be encoded as UTF-8"):
+        BM25Index.build(texts)
+    index = BM25Index.build(["cat"])
+    with pytest.raises(ValueError, match=r"search: queries\[1\] cannot be encoded as UTF-8"):
+        index.search(["cat", "\ud800"])
+    with pytest.raises(ValueError, match=r"queries\[0\]\[1\]"):
+        BM25Index.build([["cat"]]).search([["cat", "\ud800"]])

@@ -26,19 +26,26 @@ using sparse::SparseIndex;
 
 // The UTF-8 bytes of every str in `items`, viewed in place; keep_alive holds
 // each str (a sequence's items may be temporaries, and the views outlive the
-// GIL). Anything but str raises TypeError naming its index.
+// GIL). Errors name the item by its position in the caller's whole input,
+// first + i (callers pass their batches one by one): anything but str is a
+// TypeError; a str that has no UTF-8 form (a lone surrogate) a ValueError.
 std::vector<std::string_view> utf8_views(const py::sequence& items, const char* op, const char* arg,
-                                         std::vector<py::object>& keep_alive) {
+                                         std::vector<py::object>& keep_alive, size_t first = 0) {
   std::vector<std::string_view> out;
   const size_t n = py::len(items);
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     py::object item = items[i];
-    RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", i, "] must be str, got ",
+    RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", first + i, "] must be str, got ",
                   std::string(py::str(py::type::handle_of(item).attr("__name__"))));
     Py_ssize_t size = 0;
     const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
-    if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
+    if (data == nullptr) {
+      const py::error_already_set cause;  // fetches (and clears) the UnicodeEncodeError
+      throw ValueError(detail::message(op, ": ", arg, "[", first + i, "] cannot be encoded as UTF-8 (",
+                                       cause.what(), "); lone surrogates usually come from decoding bytes "
+                                       "with errors='surrogateescape'"));
+    }
     out.emplace_back(data, static_cast<size_t>(size));
     keep_alive.push_back(std::move(item));
   }
@@ -113,10 +120,11 @@ py::tuple run_search(const SparseIndex& index, size_t n, int64_t k, const std::s
   return py::make_tuple(docs, scores);
 }
 
-py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, int64_t k, const std::string& algorithm) {
+py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, int64_t k, const std::string& algorithm,
+                       size_t first) {
   RK_CHECK_ARG(index.analyzer(), "search: this index was built from tokens, not texts: pass token lists");
   std::vector<py::object> keep_alive;
-  const std::vector<std::string_view> texts = utf8_views(queries, "search", "queries", keep_alive);
+  const std::vector<std::string_view> texts = utf8_views(queries, "search", "queries", keep_alive, first);
   return run_search(index, texts.size(), k, algorithm, [&](size_t i) {
     thread_local text::TokenList scratch;
     return index.query_from_text(texts[i], scratch);
@@ -163,12 +171,13 @@ py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& t
 // place (no flattening in Python). Errors name the list and the token.
 std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(const py::sequence& lists, const char* op,
                                                                             const char* arg,
-                                                                            std::vector<py::object>& keep_alive) {
+                                                                            std::vector<py::object>& keep_alive,
+                                                                            size_t first = 0) {
   std::vector<std::string_view> flat;
   std::vector<uint64_t> ends{0};
   const size_t n = py::len(lists);
   for (size_t i = 0; i < n; ++i) {
-    const std::string name = std::string(arg) + "[" + std::to_string(i) + "]";
+    const std::string name = std::string(arg) + "[" + std::to_string(first + i) + "]";
     const std::vector<std::string_view> tokens = utf8_views(lists[i], op, name.c_str(), keep_alive);
     flat.insert(flat.end(), tokens.begin(), tokens.end());
     ends.push_back(flat.size());
@@ -178,10 +187,10 @@ std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(cons
 
 // Queries as lists of token strings.
 py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
-                             const std::string& algorithm) {
+                             const std::string& algorithm, size_t first) {
   RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
   std::vector<py::object> keep_alive;
-  const auto [flat, ends] = token_lists(queries, "search", "queries", keep_alive);
+  const auto [flat, ends] = token_lists(queries, "search", "queries", keep_alive, first);
   return run_search(index, ends.size() - 1, k, algorithm, [&](size_t i) {
     return index.query_from_tokens({flat.begin() + ends[i], flat.begin() + ends[i + 1]});
   });
@@ -245,10 +254,12 @@ void bind_sparse(py::module_& m) {
       })
       .def("term_id", &SparseIndex::term_id, py::arg("token"))
       .def("text_term_ids", &text_term_ids, py::arg("texts"))
-      .def("search_texts", &search_texts, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
+      .def("search_texts", &search_texts, py::arg("queries"), py::arg("k"), py::arg("algorithm"),
+           py::arg("first") = 0)
       .def("search_weighted_tokens", &search_weighted_tokens, py::arg("tokens"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))
-      .def("search_token_lists", &search_token_lists, py::arg("queries"), py::arg("k"), py::arg("algorithm"))
+      .def("search_token_lists", &search_token_lists, py::arg("queries"), py::arg("k"), py::arg("algorithm"),
+           py::arg("first") = 0)
       .def("search_ids", &search_ids, py::arg("ids"), py::arg("offsets"), py::arg("weights"), py::arg("k"),
            py::arg("algorithm"))
       .def("save", &SparseIndex::save, py::arg("path"), py::call_guard<py::gil_scoped_release>())
@@ -265,13 +276,13 @@ void bind_sparse(py::module_& m) {
       .def_property_readonly("num_docs", &IndexBuilder::num_docs)
       .def("add_texts", [](IndexBuilder& b, const py::sequence& texts) {
         std::vector<py::object> keep_alive;
-        const std::vector<std::string_view> views = utf8_views(texts, "build", "texts", keep_alive);
+        const std::vector<std::string_view> views = utf8_views(texts, "build", "documents", keep_alive, b.num_docs());
         py::gil_scoped_release nogil;
         b.add_texts(views);
       }, py::arg("texts"))
       .def("add_token_lists", [](IndexBuilder& b, const py::sequence& documents) {
         std::vector<py::object> keep_alive;
-        const auto [flat, ends] = token_lists(documents, "build", "documents", keep_alive);
+        const auto [flat, ends] = token_lists(documents, "build", "documents", keep_alive, b.num_docs());
         py::gil_scoped_release nogil;
         b.add_tokens(flat, ends, nullptr);
       }, py::arg("documents"))

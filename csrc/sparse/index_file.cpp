@@ -3,9 +3,11 @@
 // size the metadata implies and that every offset stays inside its array, so
 // a file that passed its checksums can never make a query read out of bounds.
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "core/error.h"
+#include "core/utf8.h"
 #include "sparse/sparse_index.h"
 
 namespace ragkernels::sparse {
@@ -84,12 +86,46 @@ void map_chars(const format::MappedFile& file, const std::string& name, IndexArr
   out.size = s.bytes;
 }
 
-// Ends of concatenated strings: non-decreasing and within the chars.
-void check_ends(const std::string& path, const char* what, const IndexArray<uint64_t>& ends, uint64_t chars) {
+// Ends of concatenated strings: non-decreasing, within the chars, and every
+// string valid UTF-8 (each becomes a Python str).
+void check_ends(const std::string& path, const char* what, const IndexArray<uint64_t>& ends,
+                const IndexArray<char>& chars) {
   uint64_t previous = 0;
   for (uint64_t i = 0; i < ends.size; ++i) {
-    RK_CHECK_FORMAT(ends[i] >= previous && ends[i] <= chars, path, ": ", what, " offsets are out of order or range");
+    RK_CHECK_FORMAT(ends[i] >= previous && ends[i] <= chars.size, path, ": ", what,
+                    " offsets are out of order or range");
+    RK_CHECK_FORMAT(is_valid_utf8(std::string_view(chars.data + previous, ends[i] - previous)), path, ": ", what,
+                    " ", i, " is not valid UTF-8 (file corrupt)");
     previous = ends[i];
+  }
+}
+
+// The scoring parameters and every value derived from the postings at build
+// time (average length, idf, nonoccurrence scores) equal what the builder
+// computes from them, bit for bit: a file cannot carry a NaN k1 or an idf
+// that disagrees with its document frequencies.
+void check_scoring(const std::string& path, const IndexData& d) {
+  if (d.scoring == Scoring::impact) {
+    RK_CHECK_FORMAT(std::isfinite(d.impact_scale) && d.impact_scale > 0 && (d.impact_bits > 0 || d.impact_scale == 1) &&
+                        d.avg_doc_length == 0,
+                    path, ": bad impact parameters (scale ", d.impact_scale, ")");
+    return;
+  }
+  try {
+    check_bm25_params(d.bm25);
+  } catch (const ValueError& e) {
+    throw FormatError(detail::message(path, ": bad BM25 parameters: ", e.what()));
+  }
+  uint64_t total_length = 0;
+  for (uint64_t doc = 0; doc < d.num_docs; ++doc) total_length += d.doc_lengths[doc];
+  const double avg = d.num_docs ? static_cast<double>(total_length) / static_cast<double>(d.num_docs) : 0.0;
+  RK_CHECK_FORMAT(d.avg_doc_length == avg, path, ": average document length ", d.avg_doc_length,
+                  " does not match the document lengths (", avg, ")");
+  for (uint64_t t = 0; t < d.num_terms(); ++t) {
+    const double idf = d.term_df[t] ? bm25_idf(d.bm25.method, d.term_df[t], d.num_docs) : 0.0;
+    const float nonoccurrence = d.term_df[t] ? bm25_nonoccurrence(d.bm25, idf) : 0.0f;
+    RK_CHECK_FORMAT(d.term_idf[t] == static_cast<float>(idf) && d.term_nonoccurrence[t] == nonoccurrence, path,
+                    ": idf of term ", t, " does not match its document frequency");
   }
 }
 
@@ -142,9 +178,9 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
   RK_CHECK_FORMAT(d.vocab_ends.size == terms || (d.vocabulary == Vocabulary::ids && d.vocab_ends.size == 0),
                   path, ": vocabulary arrays do not match the metadata");
   RK_CHECK_FORMAT(d.doc_id_ends.size == 0 || d.doc_id_ends.size == d.num_docs, path, ": doc ids do not match");
-  check_ends(path, "vocabulary", d.vocab_ends, d.vocab_chars.size);
-  check_ends(path, "doc id", d.doc_id_ends, d.doc_id_chars.size);
-  check_ends(path, "stopword", stop_ends, stop_chars.size);
+  check_ends(path, "vocabulary term", d.vocab_ends, d.vocab_chars);
+  check_ends(path, "doc id", d.doc_id_ends, d.doc_id_chars);
+  check_ends(path, "stopword", stop_ends, stop_chars);
   // Blocks: each term's blocks in range and as many as its df implies; each
   // block's docs increasing and below num_docs, its bytes inside the postings.
   RK_CHECK_FORMAT(d.term_first_block[0] == 0 && d.term_first_block[terms] == blocks, path, ": bad block table");
@@ -182,9 +218,28 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
     for (uint64_t i = 0; i < stop_ends.size; ++i) a.stopwords.emplace_back(string_at(stop_ends, stop_chars, i));
     d.analyzer = std::move(a);
   }
+  check_scoring(path, d);
   auto index = std::make_shared<SparseIndex>(std::move(d));
+  index->check_maxima(path);
   index->file_ = std::move(file);
   return index;
+}
+
+void SparseIndex::check_maxima(const std::string& path) const {
+  for (uint64_t t = 0; t < d_.num_terms(); ++t) {
+    const float* scores = posting_scores_.data() + term_first_posting_[t];
+    const uint64_t df = d_.term_df[t];
+    float term_best = 0;  // as IndexBuilder's write_blocks computes them
+    for (uint64_t b = d_.term_first_block[t], i = 0; b < d_.term_first_block[t + 1]; ++b) {
+      float best = 0;
+      for (const uint64_t end = std::min<uint64_t>(df, i + kBlockSize); i < end; ++i) best = std::max(best, scores[i]);
+      RK_CHECK_FORMAT(d_.block_max[b] == best, path, ": block ", b, " of term ", t, " has maximum ", d_.block_max[b],
+                      " but its postings score up to ", best, " (file corrupt)");
+      term_best = std::max(term_best, best);
+    }
+    RK_CHECK_FORMAT(d_.term_max[t] == term_best, path, ": term ", t, " has maximum ", d_.term_max[t],
+                    " but its postings score up to ", term_best, " (file corrupt)");
+  }
 }
 
 }  // namespace ragkernels::sparse

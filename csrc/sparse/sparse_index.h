@@ -132,6 +132,10 @@ class SparseIndex {
   IndexData d_;
   std::shared_ptr<format::MappedFile> file_;  // keeps mapped arrays alive
   void compute_posting_scores();
+  // After load: the stored block and term maxima equal those of the posting
+  // scores just computed, so no file can make the pruning algorithms
+  // disagree with term-at-a-time (index_file.cpp).
+  void check_maxima(const std::string& path) const;
 
   PostingArrays arrays_;
   std::vector<uint64_t> term_first_posting_;

@@ -27,6 +27,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 import numpy as np
 
 from ragkernels import _core
+from ragkernels._checks import check_int
 from ragkernels.text import Analyzer
 
 __all__ = ["BM25Index", "ImpactIndex", "ALGORITHMS", "METHODS"]
@@ -128,12 +129,11 @@ def _csr_arrays(rows) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
     return indices, indptr, weights
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"k must be an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
-    return int(k)
+def _check_real(value: Any, name: str) -> float:
+    """A real number as float; a str such as "1.2" is refused, not parsed."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"build: {name} must be a real number, got {type(value).__name__} {value!r}")
+    return float(value)
 
 
 def _check_algorithm(algorithm: str) -> str:
@@ -271,7 +271,9 @@ class _SparseIndex:
             (``indptr``, ``indices``, ``values``/``data``, e.g.
             ``SparseEncoder.encode_queries``) are weighted term ids.
         k : int, default 10
-            Results per query, >= 1 (may exceed the corpus: rows are padded).
+            Results per query, >= 1; capped at the number of documents, so
+            the output has ``min(k, num_docs)`` columns. A query that
+            matches fewer documents gets padded rows.
         algorithm : {"taat", "maxscore", "bmw", "exhaustive"}
             Term-at-a-time into a dense accumulator (the default: the
             fastest in docs/benchmarks.md), MaxScore, Block-Max WAND, or
@@ -282,12 +284,13 @@ class _SparseIndex:
 
         Returns
         -------
-        docs : numpy.ndarray of int64, shape (n_queries, k)
+        docs : numpy.ndarray of int64, shape (n_queries, min(k, num_docs))
             Document numbers, best first; -1 pads.
-        scores : numpy.ndarray of float32, shape (n_queries, k)
+        scores : numpy.ndarray of float32, shape (n_queries, min(k, num_docs))
             Their scores; -inf pads.
         """
-        k = _check_k(k)
+        # Capped at the corpus: k=10**9 on a small index must not allocate 10**9 slots.
+        k = min(check_int(k, "k", "search"), max(self.num_docs, 1))
         algorithm = _check_algorithm(algorithm)
         if hasattr(queries, "indptr"):  # CSR rows of (term id, weight), e.g. SparseEncoder.encode_queries
             ids, offsets, weights = _csr_arrays(queries)
@@ -299,10 +302,11 @@ class _SparseIndex:
             return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
         kind = _kind(queries[0], "queries[0]")
         _check_same_kind(queries, kind, "queries", 0)
-        docs, scores = [], []
+        docs, scores, first = [], [], 0
         with _progress(len(queries), show_progress, "Search") as bar:
             for batch in _batches(queries):
-                d, s = self._search_batch(batch, kind, k, algorithm)
+                d, s = self._search_batch(batch, kind, k, algorithm, first)
+                first += len(batch)
                 docs.append(d)
                 scores.append(s)
                 bar.update(len(batch))
@@ -310,11 +314,11 @@ class _SparseIndex:
             return docs[0], scores[0]
         return np.concatenate(docs), np.concatenate(scores)
 
-    def _search_batch(self, batch: list, kind: str, k: int, algorithm: str) -> Results:
+    def _search_batch(self, batch: list, kind: str, k: int, algorithm: str, first: int) -> Results:
         if kind == "text":
-            return self._core.search_texts(batch, k, algorithm)
+            return self._core.search_texts(batch, k, algorithm, first)
         if kind == "tokens":
-            return self._core.search_token_lists(batch, k, algorithm)
+            return self._core.search_token_lists(batch, k, algorithm, first)
         if kind == "ids":
             ids, offsets = _flatten_ids(batch)
             return self._core.search_ids(ids, offsets, None, k, algorithm)
@@ -326,11 +330,27 @@ class _SparseIndex:
         raise TypeError("queries: dict keys must be all str or all int")
 
     def to_run(self, docs: np.ndarray, scores: np.ndarray, query_ids: Sequence[str]) -> Dict[str, Dict[str, float]]:
-        """``{query id: {doc id: score}}`` from `search` results, for ``ragkernels.metrics.evaluate``."""
+        """``{query id: {doc id: score}}`` from `search` results, for ``ragkernels.metrics.evaluate``.
+
+        Raises
+        ------
+        ValueError
+            The index has no doc ids, the shapes disagree, or `docs` holds a
+            number outside ``[-1, num_docs)`` (-1 marks an empty slot).
+        """
         if not self.doc_ids:
             raise ValueError("to_run needs the doc ids: build the index with ids=")
+        docs, scores = np.asarray(docs), np.asarray(scores)
+        if docs.ndim != 2 or docs.shape != scores.shape or docs.dtype.kind not in "iu":
+            raise ValueError(f"to_run: docs and scores must be 2-D of one shape, docs integer; got docs "
+                             f"{docs.dtype} {docs.shape} and scores {scores.dtype} {scores.shape}")
         if len(query_ids) != len(docs):
-            raise ValueError(f"got {len(query_ids)} query ids for {len(docs)} result rows")
+            raise ValueError(f"to_run: got {len(query_ids)} query ids for {len(docs)} result rows")
+        bad = np.argwhere((docs < -1) | (docs >= self.num_docs))
+        if len(bad):
+            row, col = bad[0]
+            raise ValueError(f"to_run: docs[{row}, {col}] = {docs[row, col]} is not a document of this index "
+                             f"(expected -1 or 0..{self.num_docs - 1})")
         ids = self.doc_ids
         return {str(q): {ids[d]: float(s) for d, s in zip(row, srow) if d >= 0}
                 for q, row, srow in zip(query_ids, docs.tolist(), scores.tolist())}
@@ -414,7 +434,8 @@ class BM25Index(_SparseIndex):
         if builder is None:
             raise ValueError("documents is empty: an index needs at least one document")
         doc_ids = _check_ids(ids, builder.num_docs)
-        return cls(builder.finish_bm25(method, float(k1), float(b), float(delta), doc_ids))
+        params = [_check_real(value, name) for name, value in (("k1", k1), ("b", b), ("delta", delta))]
+        return cls(builder.finish_bm25(method, *params, doc_ids))
 
     @property
     def method(self) -> str:

@@ -91,6 +91,7 @@ def bm25_search(docs: Sequence[Sequence], queries: Sequence[Sequence], k: int, m
                 delta=0.5) -> Tuple[np.ndarray, np.ndarray]:
     """Top-k of every query by scoring every document."""
     postings, nonocc = bm25_postings(docs, method, k1, b, delta)
+    k = min(k, len(docs))  # the index caps k at its number of documents
     all_docs, all_scores = [], []
     for q in queries:
         in_query_order = [(t, w) for t, w in query_terms(q) if t in postings]
@@ -120,6 +121,7 @@ def quantize(weights: np.ndarray, bits: int, max_weight: float) -> np.ndarray:
 def impact_search(docs: Sequence[Dict], queries: Sequence[Dict], k: int, bits: int = 8):
     """Top-k by the float32 dot product of query weights and quantized impacts."""
     max_w = max(float(np.float32(w)) for d in docs for w in d.values() if w > 0)
+    k = min(k, len(docs))  # the index caps k at its number of documents
     impacts = [{t: int(quantize(np.array([np.float32(w)]), bits, max_w)[0]) for t, w in d.items() if w > 0}
                for d in docs]
     all_docs, all_scores = [], []
