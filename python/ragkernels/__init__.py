@@ -6,8 +6,8 @@ the core without copies (numpy buffers, DLPack tensors) and every long op
 releases the GIL.
 """
 from ragkernels._version import __version__
-from ragkernels._core import FormatError, get_num_threads, set_num_threads
-from ragkernels._ops import load_arrays, save_arrays, topk
+from ragkernels._core import FormatError, get_num_threads
+from ragkernels._ops import load_arrays, save_arrays, set_num_threads, topk
 from ragkernels import data, metrics
 from ragkernels import dense, fusion, hf, prf, rerank, select, sparse, text
 

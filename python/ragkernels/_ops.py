@@ -7,6 +7,36 @@ from typing import Any, Dict, Mapping
 import numpy as np
 
 from ragkernels import _backend, _core
+from ragkernels._checks import check_int
+
+MAX_THREADS = 1024
+
+
+def set_num_threads(n: int) -> None:
+    """Set the number of threads every parallel op of ragkernels uses.
+
+    Parameters
+    ----------
+    n : int
+        1 to 1024. Results are identical for any thread count.
+
+    Raises
+    ------
+    TypeError
+        `n` is not an int.
+    ValueError
+        `n` is outside [1, 1024] (each parallel call may start up to `n`
+        threads, so a count far above the machine's cores only costs).
+
+    Examples
+    --------
+    >>> import ragkernels as rk
+    >>> before = rk.get_num_threads()
+    >>> rk.set_num_threads(2); rk.get_num_threads()
+    2
+    >>> rk.set_num_threads(before)
+    """
+    _core.set_num_threads(check_int(n, "n", "set_num_threads", maximum=MAX_THREADS))
 
 
 def topk(scores: Any, k: int):
