@@ -1,42 +1,194 @@
-"""The ``ragkernels`` command.
+"""The ``ragkernels`` command: index, search, evaluate, and a demo.
 
-``ragkernels index CORPUS INDEX`` builds a BM25 index of a BEIR or MS MARCO
-corpus; ``ragkernels search INDEX QUERIES RUN`` writes the top-k of each query
-as a TREC run. ``ragkernels eval QRELS RUN`` prints what trec_eval prints
-(``-q``, ``-c``, ``-l``, ``-M``, ``-J``, ``-m`` spelled as trec_eval spells
-them, e.g. ``-m ndcg_cut.10 -l2 -M100``), or JSON with ``--json``.
-``ragkernels demo`` runs the main job on the small corpus shipped inside the
-package: BM25 and dense retrieval (all-MiniLM-L6-v2, the ``[hf]`` extra), their
-reciprocal-rank fusion, a late-interaction (MaxSim) rerank of the fused list
-over the same model's token vectors, the evaluation of all four, and the
-compressed context (clue selection) of the first query's top passages.
+Every subcommand exits 0 on success and 2 on a usage or input error, after
+one line ``ragkernels <command>: error: <what>`` on stderr; a traceback means
+a bug. Paths to write are checked before any work starts.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
-from typing import List, Optional
+from typing import Callable, List, Optional
 
 from ragkernels import __version__, data, metrics, sparse
+from ragkernels._checks import INT64_MAX, check_int
 from ragkernels._core import FormatError, set_num_threads
 from ragkernels.text import Analyzer
 
+INT32_MAX = 2**31 - 1
+DESCRIPTION = """\
+Fast, exact retrieval and evaluation from the shell, on BEIR and MS MARCO files:
+build a BM25 index of a corpus, search it into a TREC run, evaluate a run as
+trec_eval does, or run the whole pipeline on the demo corpus shipped in the
+package. Each command has its own --help."""
 
-def _eval_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("eval", help="evaluate a TREC run against qrels (trec_eval-compatible output)")
+EPILOG = """\
+examples (scifact/ is a BEIR folder: corpus.jsonl, queries.jsonl, qrels/):
+  ragkernels index scifact/ scifact.rkidx
+  ragkernels search scifact.rkidx scifact/queries.jsonl run.trec -k 100
+  ragkernels eval scifact/qrels/test.tsv run.trec -m ndcg_cut.10 -m recall.100
+  ragkernels demo
+
+exit status: 0 on success, 2 on a usage or input error (one line on stderr)."""
+
+
+def _int_option(name: str, minimum: int, maximum: int, hint: str = "") -> Callable[[str], int]:
+    """An argparse type: an int in [minimum, maximum], else a usage error
+    that names the option, the range and the value given."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an int, got {text!r}") from None
+        try:
+            return check_int(value, name, "ragkernels", minimum=minimum, maximum=maximum)
+        except ValueError:
+            upper = {INT64_MAX: "2**63 - 1", INT32_MAX: "2**31 - 1"}.get(maximum, str(maximum))
+            raise argparse.ArgumentTypeError(f"must be an int in [{minimum}, {upper}], got {value}{hint}") from None
+    parse.__name__ = "int"
+    return parse
+
+
+_THREADS = _int_option("--threads", 1, INT32_MAX, " (leave it out to use every core)")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--threads", type=_THREADS, default=None, metavar="N",
+                   help="threads, N >= 1 (default: every core); results do not depend on it")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bar (a bar is drawn only when stderr is a terminal)")
+
+
+def _subparser(sub, name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=help, description=description, epilog=f"example:\n  {example}",
+                          formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def _index_parser(sub) -> None:
+    p = _subparser(sub, "index", "build a BM25 index of a corpus and save it to one file",
+                   "Build a BM25 index of a corpus and save it as one checksummed file (loaded\n"
+                   "with mmap by 'ragkernels search' and rk.sparse.BM25Index.load). Texts are\n"
+                   "title + text, tokenized exactly as bm25s tokenizes them (English stopwords\n"
+                   "and Snowball stemmer by default).",
+                   "ragkernels index scifact/ scifact.rkidx --k1 1.2 --b 0.75")
+    p.add_argument("corpus", help="BEIR folder or corpus.jsonl, or MS MARCO collection .tsv (pid<TAB>passage)")
+    p.add_argument("index", help="index file to write (replaced atomically if it exists)")
+    p.add_argument("--method", default="lucene", choices=sparse.METHODS, help="BM25 variant (default lucene)")
+    p.add_argument("--k1", type=float, default=1.5, help="term-frequency saturation (default 1.5, bm25s's)")
+    p.add_argument("--b", type=float, default=0.75, help="length normalization (default 0.75)")
+    p.add_argument("--delta", type=float, default=0.5, help="bm25l and bm25+ only (default 0.5)")
+    p.add_argument("--no-stem", action="store_true", help="do not stem (default: Snowball English)")
+    p.add_argument("--no-stopwords", action="store_true", help="keep stopwords (default: drop bm25s's English list)")
+    p.add_argument("--drop-numbers", action="store_true", help="drop tokens made only of digits")
+    _add_common(p)
+
+
+def _search_parser(sub) -> None:
+    p = _subparser(sub, "search", "search an index with a query file and write a TREC run",
+                   "Search an index written by 'ragkernels index' with every query of a file and\n"
+                   "write the top k of each as a TREC run (qid Q0 docid rank score tag). Every\n"
+                   "algorithm returns the same exact top k; pruning only skips work.",
+                   "ragkernels search scifact.rkidx scifact/queries.jsonl run.trec -k 100")
+    p.add_argument("index", help="index file written by 'ragkernels index'")
+    p.add_argument("queries", help="BEIR queries.jsonl, or qid<TAB>text topics .tsv")
+    p.add_argument("run", help="TREC run file to write (replaced atomically if it exists)")
+    p.add_argument("-k", type=_int_option("-k", 1, INT64_MAX), default=1000,
+                   help="results per query, >= 1 (default 1000; at most the documents there are)")
+    p.add_argument("--algorithm", default="taat", choices=sparse.ALGORITHMS,
+                   help="taat: term at a time (default), maxscore: MaxScore, bmw: Block-Max WAND, "
+                        "exhaustive: score every document; all give the same results")
+    p.add_argument("--tag", default="ragkernels", help="run tag, the sixth column (default ragkernels)")
+    _add_common(p)
+
+
+def _eval_parser(sub) -> None:
+    p = _subparser(sub, "eval", "evaluate a TREC run against qrels, printing what trec_eval prints",
+                   "Evaluate a TREC run against qrels and print what trec_eval prints (the same\n"
+                   "measures, options and numbers), or JSON with --json. Options are spelled as\n"
+                   "trec_eval spells them: -m ndcg_cut.10 -l2 -M100.",
+                   "ragkernels eval scifact/qrels/test.tsv run.trec -m ndcg_cut.10 -m map -q")
     p.add_argument("qrels", help="TREC qrels file (qid iter docid rel) or BEIR qrels .tsv")
     p.add_argument("run", help="TREC run file (qid Q0 docid rank score tag)")
-    p.add_argument("-m", dest="measures", action="append", default=None,
-                   help="measure as trec_eval spells it (repeatable), e.g. ndcg_cut.10, all_trec; default: official")
+    p.add_argument("-m", dest="measures", action="append", default=None, metavar="MEASURE",
+                   help="measure as trec_eval spells it, repeatable: ndcg_cut.10, recall.10,100, map, "
+                        "all_trec ... (default: official)")
     p.add_argument("-q", dest="per_query", action="store_true", help="also print per-query values")
     p.add_argument("-c", dest="all_queries", action="store_true",
                    help="average over all queries in qrels (missing queries count as empty rankings)")
-    p.add_argument("-l", dest="relevance_level", type=int, default=1, help="relevance threshold (default 1)")
-    p.add_argument("-M", dest="depth", type=int, default=None, help="only the first M docs of each ranking")
+    p.add_argument("-l", dest="relevance_level", type=_int_option("-l", 1, INT32_MAX), default=1, metavar="LEVEL",
+                   help="a judgment >= LEVEL counts as relevant (default 1)")
+    p.add_argument("-M", dest="depth", type=_int_option("-M", 1, INT64_MAX), default=None, metavar="DEPTH",
+                   help="only the first DEPTH docs of each ranking")
     p.add_argument("-J", dest="judged_only", action="store_true", help="drop unjudged documents")
     p.add_argument("--json", action="store_true", help="print JSON {summary, per_query} instead")
+
+
+def _demo_parser(sub) -> None:
+    p = _subparser(sub, "demo", "BM25, dense, fusion, MaxSim rerank, evaluation and clue selection on "
+                   "the 60-document demo corpus shipped in the package (needs the [hf] extra)",
+                   "Retrieve the 60-document demo corpus shipped in the package three ways (BM25;\n"
+                   "dense: all-MiniLM-L6-v2 embeddings and exact cosine search; their reciprocal-\n"
+                   "rank fusion), rerank the fused list with MaxSim over the same model's token\n"
+                   "vectors, evaluate the four runs against the graded qrels, and compress the\n"
+                   "first query's top passages to the sentences that answer it. Needs the [hf]\n"
+                   "extra; runs offline.",
+                   "ragkernels demo -q")
+    p.add_argument("-q", dest="per_query", action="store_true",
+                   help="also print per-query values of the final run (RRF + MaxSim rerank)")
+
+
+def _check_output(path: str, what: str, example: str) -> None:
+    """Refuse an output path that cannot be written, before any work is done
+    (the file itself is written to a temporary name and renamed at the end)."""
+    if os.path.isdir(path):
+        raise ValueError(f"{what} {path!r} is a folder; give a file name, e.g. {os.path.join(path, example)}")
+    if os.path.lexists(path) and not os.path.isfile(path):
+        raise ValueError(f"{what} {path!r} exists and is not a regular file")
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"{what} {path!r}: folder {folder!r} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ValueError(f"{what} {path!r}: folder {folder!r} is not writable")
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    # tqdm redraws a line with carriage returns; in a log or a pipe every redraw
+    # stays, and the last update and close() both print the 100% line. Like
+    # tqdm's own disable=None, draw a bar only on a terminal.
+    return not args.quiet and sys.stderr.isatty()
+
+
+def _run_index(args: argparse.Namespace) -> int:
+    _check_output(args.index, "index", "index.rkidx")
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    corpus = data.read_corpus(args.corpus)
+    analyzer = Analyzer(stemmer=None if args.no_stem else "english", stopwords=None if args.no_stopwords else "en",
+                        keep_numbers=not args.drop_numbers)
+    start = time.perf_counter()
+    index = sparse.BM25Index.build(corpus.full_texts(), ids=corpus.ids, method=args.method, k1=args.k1, b=args.b,
+                                   delta=args.delta, analyzer=analyzer, show_progress=_progress(args))
+    index.save(args.index)
+    print(f"indexed {index.num_docs} documents, {index.num_terms} terms in {time.perf_counter() - start:.2f} s "
+          f"-> {args.index}", file=sys.stderr)
+    return 0
+
+
+def _run_search(args: argparse.Namespace) -> int:
+    _check_output(args.run, "run file", "run.trec")
+    if args.threads is not None:
+        set_num_threads(args.threads)
+    index = sparse.BM25Index.load(args.index)
+    queries = data.read_queries(args.queries)
+    start = time.perf_counter()
+    docs, scores = index.search(queries.texts, k=args.k, algorithm=args.algorithm, show_progress=_progress(args))
+    elapsed = time.perf_counter() - start
+    data.write_trec_run(args.run, queries.ids, docs, scores, tag=args.tag, corpus_ids=index.doc_ids)
+    print(f"searched {len(queries)} queries in {elapsed:.3f} s -> {args.run}", file=sys.stderr)
+    return 0
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -54,61 +206,6 @@ def _run_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def _index_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("index", help="build a BM25 index of a corpus")
-    p.add_argument("corpus", help="BEIR folder or corpus.jsonl, or MS MARCO collection .tsv")
-    p.add_argument("index", help="index file to write")
-    p.add_argument("--method", default="lucene", choices=sparse.METHODS, help="BM25 variant (default lucene)")
-    p.add_argument("--k1", type=float, default=1.5, help="default 1.5 (bm25s's)")
-    p.add_argument("--b", type=float, default=0.75, help="default 0.75")
-    p.add_argument("--delta", type=float, default=0.5, help="bm25l/bm25+ only; default 0.5")
-    p.add_argument("--no-stem", action="store_true", help="do not stem (default: Snowball English)")
-    p.add_argument("--no-stopwords", action="store_true", help="keep stopwords (default: drop bm25s's English list)")
-    p.add_argument("--drop-numbers", action="store_true", help="drop tokens made only of digits")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _search_parser(sub: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
-    p = sub.add_parser("search", help="search an index and write a TREC run")
-    p.add_argument("index", help="index file written by 'ragkernels index'")
-    p.add_argument("queries", help="BEIR queries.jsonl or qid<TAB>text topics .tsv")
-    p.add_argument("run", help="TREC run file to write")
-    p.add_argument("-k", type=int, default=1000, help="results per query (default 1000)")
-    p.add_argument("--algorithm", default="taat", choices=sparse.ALGORITHMS, help="default taat")
-    p.add_argument("--tag", default="ragkernels", help="run tag, the sixth column")
-    p.add_argument("--threads", type=int, default=None, help="threads (default: all)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def _run_index(args: argparse.Namespace) -> int:
-    if args.threads:
-        set_num_threads(args.threads)
-    corpus = data.read_corpus(args.corpus)
-    analyzer = Analyzer(stemmer=None if args.no_stem else "english", stopwords=None if args.no_stopwords else "en",
-                        keep_numbers=not args.drop_numbers)
-    start = time.perf_counter()
-    index = sparse.BM25Index.build(corpus.full_texts(), ids=corpus.ids, method=args.method, k1=args.k1, b=args.b,
-                                   delta=args.delta, analyzer=analyzer, show_progress=not args.quiet)
-    index.save(args.index)
-    print(f"indexed {index.num_docs} documents, {index.num_terms} terms in {time.perf_counter() - start:.2f} s "
-          f"-> {args.index}", file=sys.stderr)
-    return 0
-
-
-def _run_search(args: argparse.Namespace) -> int:
-    if args.threads:
-        set_num_threads(args.threads)
-    index = sparse.BM25Index.load(args.index)
-    queries = data.read_queries(args.queries)
-    start = time.perf_counter()
-    docs, scores = index.search(queries.texts, k=args.k, algorithm=args.algorithm, show_progress=not args.quiet)
-    elapsed = time.perf_counter() - start
-    data.write_trec_run(args.run, queries.ids, docs, scores, tag=args.tag, corpus_ids=index.doc_ids)
-    print(f"searched {len(queries)} queries in {elapsed:.3f} s -> {args.run}", file=sys.stderr)
-    return 0
-
-
 DEMO_MEASURES = ["ndcg_cut.10", "recall.10,100", "map", "recip_rank", "P.5"]
 
 
@@ -122,9 +219,8 @@ def _run_demo(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     bm25 = sparse.BM25Index.build(texts, ids=demo.corpus.ids)
     bm25_run = bm25.to_run(*bm25.search(queries.texts, k=100), queries.ids)
-    bm25_s = time.perf_counter() - start
     print(f"BM25: indexed {bm25.num_docs} documents ({bm25.num_terms} terms) and searched {len(queries)} queries "
-          f"in {bm25_s * 1000:.1f} ms")
+          f"in {(time.perf_counter() - start) * 1000:.1f} ms")
 
     start = time.perf_counter()
     encoder = hf.Encoder()
@@ -166,15 +262,21 @@ def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> Non
     row = {doc: i for i, doc in enumerate(demo.corpus.ids)}
     best = sorted(run[query_id].items(), key=lambda kv: -kv[1])[:top]
     passages = [demo.corpus.texts[row[doc]] for doc, _ in best]
+    # Timed: the compress call alone (segment, embed the sentences with the
+    # already loaded model, score, MMR, budget); it varies with the machine's
+    # load, from tens of ms on an idle desktop to hundreds on a busy 2-core VM.
     start = time.perf_counter()
     ctx = select.compress(query, passages, budget_tokens=budget, tokenizer=encoder.tokenizer, scorer="hybrid",
                           encoder=encoder, mmr_lambda=0.7)
-    print(f"\ncompressed context for {query_id} ({query!r}), top {top} passages, budget {budget} tokens, "
-          f"in {(time.perf_counter() - start) * 1000:.1f} ms:\n")
+    elapsed = time.perf_counter() - start
+    print(f"\ncompressed context for {query_id} ({query!r}), top {top} passages, budget {budget} tokens:\n")
     print(ctx.text)
     print(f"\nkept {ctx.kept_tokens} of {ctx.original_tokens} tokens "
           f"({100 * (1 - ctx.kept_tokens / max(ctx.original_tokens, 1)):.0f}% saved), "
-          f"{len(ctx.sentences)} sentence{'' if len(ctx.sentences) == 1 else 's'}: " + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
+          f"{len(ctx.sentences)} sentence{'' if len(ctx.sentences) == 1 else 's'}: "
+          + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
+    print(f"rk.select.compress took {elapsed * 1000:.1f} ms (that call alone, model loaded: split, embed and "
+          f"score {ctx.original_tokens} tokens' sentences, MMR, budget)")
 
 
 def _maxsim_rerank(encoder, texts, doc_ids, queries, run):
@@ -195,22 +297,47 @@ def _maxsim_rerank(encoder, texts, doc_ids, queries, run):
             for i, q in enumerate(queries.ids)}
 
 
-def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="ragkernels", description=__doc__.splitlines()[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The ``ragkernels`` argument parser (its help is the command's manual)."""
+    parser = argparse.ArgumentParser(prog="ragkernels", description=DESCRIPTION, epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"ragkernels {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                title="commands")
     _index_parser(sub)
     _search_parser(sub)
     _eval_parser(sub)
-    demo = sub.add_parser("demo", help="run the main job on the demo corpus shipped in the package")
-    demo.add_argument("-q", dest="per_query", action="store_true", help="also print the fused run's per-query values")
-    args = parser.parse_args(argv)
+    _demo_parser(sub)
+    return parser
+
+
+def _one_line(err: BaseException) -> str:
+    """An error as one line: the file and the reason for an OSError, any
+    message's lines joined, long ones cut."""
+    if isinstance(err, OSError) and err.strerror and err.filename is not None:
+        text = f"{err.filename}: {err.strerror}"
+    elif isinstance(err, MemoryError):
+        text = f"out of memory{': ' + str(err) if str(err) else ''} (a smaller -k or fewer queries per call?)"
+    else:
+        text = str(err) or type(err).__name__
+    text = " ".join(text.split())
+    return text if len(text) <= 500 else text[:497] + "..."
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    """Run the ``ragkernels`` command; return its exit status (0 or 2)."""
+    args = build_parser().parse_args(argv)
+    commands = {"index": _run_index, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
     try:
-        commands = {"index": _run_index, "search": _run_search, "eval": _run_eval, "demo": _run_demo}
         return commands[args.command](args)
-    except (OSError, ValueError, TypeError, FormatError, ImportError) as err:
-        print(f"ragkernels {args.command}: error: {err}", file=sys.stderr)
+    # Caller mistakes (bad files, bad values, a missing extra) are one line;
+    # anything else is a bug and keeps its traceback.
+    except (OSError, ValueError, TypeError, OverflowError, MemoryError, FormatError, ImportError) as err:
+        print(f"ragkernels {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ragkernels {args.command}: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -287,7 +287,10 @@ class Encoder:
                 for start in range(0, len(texts), batch_size):
                     rows = order[start:start + batch_size]
                     yield rows, self._batch([texts[i] for i in rows.tolist()])
-                    bar.update(len(rows))
+                    if start + batch_size < len(texts):
+                        bar.update(len(rows))
+                    else:  # close() draws the 100% line; update() would draw it a second time
+                        bar.n = len(texts)
         finally:
             torch.set_num_threads(threads)
 
