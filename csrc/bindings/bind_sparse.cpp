@@ -26,9 +26,9 @@ using sparse::SparseIndex;
 
 // The UTF-8 bytes of every str in `items`, viewed in place; keep_alive holds
 // each str (a sequence's items may be temporaries, and the views outlive the
-// GIL). Errors name the item by its position in the caller's whole input,
-// first + i (callers pass their batches one by one): anything but str is a
-// TypeError; a str that has no UTF-8 form (a lone surrogate) a ValueError.
+// GIL). For strings kept as they are (tokens): a str that has no UTF-8 form
+// (a lone surrogate) is a ValueError. Errors name the item by its position in
+// the caller's whole input, first + i (callers pass batches one by one).
 std::vector<std::string_view> utf8_views(const py::sequence& items, const char* op, const char* arg,
                                          std::vector<py::object>& keep_alive, size_t first = 0) {
   std::vector<std::string_view> out;
@@ -48,6 +48,22 @@ std::vector<std::string_view> utf8_views(const py::sequence& items, const char* 
     }
     out.emplace_back(data, static_cast<size_t>(size));
     keep_alive.push_back(std::move(item));
+  }
+  return out;
+}
+
+// Texts to analyze, as utf8_views but read as the analyzer reads them: a lone
+// surrogate is a non-word character there, as in bm25s's regex (checks.h).
+std::vector<std::string_view> text_views(const py::sequence& items, const char* op, const char* arg,
+                                         std::vector<py::object>& keep_alive, size_t first = 0) {
+  std::vector<std::string_view> out;
+  const size_t n = py::len(items);
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) {
+    py::object item = items[i];
+    RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", first + i, "] must be str, got ",
+                  std::string(py::str(py::type::handle_of(item).attr("__name__"))));
+    out.push_back(utf8_of(item, keep_alive));
   }
   return out;
 }
@@ -124,7 +140,7 @@ py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, in
                        size_t first) {
   RK_CHECK_ARG(index.analyzer(), "search: this index was built from tokens, not texts: pass token lists");
   std::vector<py::object> keep_alive;
-  const std::vector<std::string_view> texts = utf8_views(queries, "search", "queries", keep_alive, first);
+  const std::vector<std::string_view> texts = text_views(queries, "search", "queries", keep_alive, first);
   return run_search(index, texts.size(), k, algorithm, [&](size_t i) {
     thread_local text::TokenList scratch;
     return index.query_from_text(texts[i], scratch);
@@ -136,7 +152,7 @@ py::tuple search_texts(const SparseIndex& index, const py::sequence& queries, in
 py::tuple text_term_ids(const SparseIndex& index, const py::sequence& texts) {
   RK_CHECK_ARG(index.analyzer(), "term_ids: this index was built from tokens, not texts");
   std::vector<py::object> keep_alive;
-  const std::vector<std::string_view> views = utf8_views(texts, "term_ids", "texts", keep_alive);
+  const std::vector<std::string_view> views = text_views(texts, "term_ids", "texts", keep_alive);
   py::array_t<int64_t> offsets(static_cast<py::ssize_t>(views.size() + 1));
   std::vector<int64_t> values;
   {
@@ -276,7 +292,7 @@ void bind_sparse(py::module_& m) {
       .def_property_readonly("num_docs", &IndexBuilder::num_docs)
       .def("add_texts", [](IndexBuilder& b, const py::sequence& texts) {
         std::vector<py::object> keep_alive;
-        const std::vector<std::string_view> views = utf8_views(texts, "build", "documents", keep_alive, b.num_docs());
+        const std::vector<std::string_view> views = text_views(texts, "build", "documents", keep_alive, b.num_docs());
         py::gil_scoped_release nogil;
         b.add_texts(views);
       }, py::arg("texts"))

@@ -10,6 +10,7 @@
 #include <utility>
 #include <vector>
 
+#include "bindings/checks.h"
 #include "core/error.h"
 #include "sparse/string_interner.h"
 #include "text/analyzer.h"
@@ -34,24 +35,6 @@ std::string type_name(py::handle obj) { return py::str(py::type::handle_of(obj).
 bool as_bool(py::handle obj, const char* arg) {
   RK_CHECK_TYPE(PyBool_Check(obj.ptr()), "Analyzer: ", arg, " must be True or False, got ", type_name(obj));
   return obj.ptr() == Py_True;
-}
-
-// A str's UTF-8 bytes; keep_alive holds what the view points into (an
-// iterator's items may be temporaries). ASCII strs are read in place. Other
-// strs are encoded to a temporary bytes object rather than through
-// PyUnicode_AsUTF8, which would leave a UTF-8 copy cached in every text. A
-// lone surrogate (legal in a str, not in UTF-8) passes as "surrogatepass"
-// bytes, which the analyzer reads as non-word, uncased characters: exactly
-// what Python's regex and str.lower() make of a surrogate.
-std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive) {
-  keep_alive.push_back(py::reinterpret_borrow<py::object>(str));
-  if (PyUnicode_IS_ASCII(str.ptr())) {
-    return {static_cast<const char*>(PyUnicode_DATA(str.ptr())), static_cast<size_t>(PyUnicode_GET_LENGTH(str.ptr()))};
-  }
-  py::object bytes = py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(str.ptr(), "utf-8", "surrogatepass"));
-  if (!bytes) throw py::error_already_set();
-  keep_alive.push_back(bytes);
-  return {PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr()))};
 }
 
 // A str, or an iterable of str, as UTF-8 views; names the first bad item.

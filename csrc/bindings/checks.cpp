@@ -20,6 +20,17 @@ py::array as_ndarray(py::handle obj, const char* op, const char* arg) {
                                   std::string(py::str(py::type::of(obj).attr("__name__")))));
 }
 
+std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive) {
+  keep_alive.push_back(py::reinterpret_borrow<py::object>(str));
+  if (PyUnicode_IS_ASCII(str.ptr())) {
+    return {static_cast<const char*>(PyUnicode_DATA(str.ptr())), static_cast<size_t>(PyUnicode_GET_LENGTH(str.ptr()))};
+  }
+  py::object bytes = py::reinterpret_steal<py::object>(PyUnicode_AsEncodedString(str.ptr(), "utf-8", "surrogatepass"));
+  if (!bytes) throw py::error_already_set();
+  keep_alive.push_back(bytes);
+  return {PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr()))};
+}
+
 std::string describe(const py::array& a) {
   std::ostringstream out;
   out << std::string(py::str(a.dtype())) << " with shape (";

@@ -12,7 +12,9 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <utility>
+#include <vector>
 
 #include "core/array_view.h"
 #include "core/error.h"
@@ -24,6 +26,16 @@ namespace py = pybind11;
 // A numpy array viewing `obj` without a copy: obj itself if it is an ndarray,
 // else numpy.from_dlpack(obj) for objects that speak DLPack on the CPU.
 py::array as_ndarray(py::handle obj, const char* op, const char* arg);
+
+// A str's UTF-8 bytes, for text the analyzer reads; keep_alive holds what the
+// view points into (an iterator's items may be temporaries). ASCII strs are
+// read in place. Other strs are encoded to a temporary bytes object rather
+// than through PyUnicode_AsUTF8, which would leave a UTF-8 copy cached in
+// every text. A lone surrogate (legal in a str, not in UTF-8) passes as
+// "surrogatepass" bytes, which the analyzer reads as non-word, uncased
+// characters: exactly what Python's regex and str.lower() (and so bm25s)
+// make of a surrogate. Not for strings stored as they are (tokens, ids).
+std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive);
 
 // "float32 with shape (8, 100)" for error messages.
 std::string describe(const py::array& a);
