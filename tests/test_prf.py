@@ -113,13 +113,13 @@ def test_rm3_edge_cases():
     # An unknown token still counts in the query's L1 norm, as in Anserini.
     half = rk.prf.rm3(index, [["cow", "zebra"]], max_df_ratio=1.0)[0]
     assert half["cow"] == pytest.approx(0.5 * 0.5 + 0.5 * 1.0)
-    # Fewer hits than fb_docs; k > n pads.
+    # Fewer hits than fb_docs; k beyond the corpus is capped at it, then rows pad.
     run = index.search([["cat"]], k=10)
     assert (run[0][0] >= 0).sum() == 3
     got = rk.prf.rm3(index, [["cat"]], fb_docs=10, max_df_ratio=0.5)
     assert got == ref.rm3_ref(docs, [["cat"]], run[0], run[1], 10, 10, 0.5, 0.5)
     d, s = rk.prf.rm3_search(index, [["cat"]], k=100, max_df_ratio=0.5)
-    assert d.shape == (1, 100) and (d[0, 4:] == -1).all()
+    assert d.shape == (1, index.num_docs) and (d[0, 4:] == -1).all()
     # Empty batch.
     assert rk.prf.rm3(index, []) == []
     assert rk.prf.rm3_search(index, [], k=5)[0].shape == (0, 5)
@@ -128,7 +128,7 @@ def test_rm3_edge_cases():
 def test_index_of_empty_documents():
     index = BM25Index.build([[], []])
     assert rk.prf.rm3(index, [["a"]]) == [{}] and rk.prf.rocchio(index, [["a"]]) == [{}]
-    assert rk.prf.rm3_search(index, [["a"]], k=3)[0].tolist() == [[-1, -1, -1]]
+    assert rk.prf.rm3_search(index, [["a"]], k=3)[0].tolist() == [[-1, -1]]  # k capped at 2 documents
 
 
 def test_rm3_single_document():
@@ -414,3 +414,12 @@ def test_rm3_on_scifact_equals_reference():
     run = index.search(queries, k=10)
     assert rk.prf.rm3(index, queries, results=run) == ref.rm3_ref(docs, queries, run[0], run[1])
     assert rk.prf.rocchio(index, queries, results=run) == ref.rocchio_ref(docs, queries, run[0])
+
+
+def test_lone_surrogates_in_queries_are_non_word_characters_issue14():
+    index = rk.sparse.BM25Index.build(["cats sit on mats", "dogs sit on logs", "cats and dogs"])
+    expanded = rk.prf.rm3(index, ["cats\udcff", "cats"], fb_docs=2, fb_terms=3)
+    assert expanded[0] == expanded[1]
+    tokens = rk.sparse.BM25Index.build([["cat", "sat"], ["dog"]])
+    with pytest.raises(ValueError, match=r"queries\[0\]\[1\] cannot be encoded as UTF-8"):
+        rk.prf.rm3(tokens, [["cat", "\ud800"]], fb_docs=1, fb_terms=2)

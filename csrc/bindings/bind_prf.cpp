@@ -27,32 +27,27 @@ using prf::ForwardIndex;
 
 std::string type_name(py::handle h) { return py::str(py::type::handle_of(h).attr("__name__")); }
 
-// The UTF-8 bytes of a str, in place (valid while the caller holds it).
-std::string_view utf8(py::handle item, const char* op, const std::string& name) {
-  RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", name, " must be str, got ", type_name(item));
-  Py_ssize_t size = 0;
-  const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
-  if (data == nullptr) throw py::error_already_set();  // e.g. lone surrogates
-  return std::string_view(data, static_cast<size_t>(size));
-}
-
 // Token term ids of every query (see prf::query_term_ids): texts, or lists
 // of token strings. Strings are read with the GIL, analyzed without it.
 std::vector<std::vector<int64_t>> query_ids(const sparse::SparseIndex& index, const py::sequence& queries,
                                             bool texts, const char* op) {
   const size_t n = py::len(queries);
   std::vector<std::vector<std::string_view>> tokens(n);
+  std::vector<py::object> keep_alive;
   for (size_t i = 0; i < n; ++i) {
     const std::string name = "queries[" + std::to_string(i) + "]";
     py::object query = queries[i];
     if (texts) {
-      tokens[i].push_back(utf8(query, op, name));
+      RK_CHECK_TYPE(PyUnicode_Check(query.ptr()), op, ": ", name, " must be str, got ", type_name(query));
+      tokens[i].push_back(utf8_of(query, keep_alive));  // analyzed: surrogates are non-word (checks.h)
       continue;
     }
     RK_CHECK_TYPE(py::isinstance<py::sequence>(query) && !PyUnicode_Check(query.ptr()), op, ": ", name,
                   " must be a list of str, got ", type_name(query));
     const py::sequence list = py::reinterpret_borrow<py::sequence>(query);
-    for (size_t t = 0; t < py::len(list); ++t) tokens[i].push_back(utf8(list[t], op, name + "[" + std::to_string(t) + "]"));
+    for (size_t t = 0; t < py::len(list); ++t) {
+      tokens[i].push_back(token_utf8(list[t], keep_alive, op, name + "[" + std::to_string(t) + "]"));
+    }
   }
   RK_CHECK_ARG(n == 0 || !texts || index.analyzer() != nullptr, op,
                ": this index was built from tokens, not texts: give the queries as token lists");

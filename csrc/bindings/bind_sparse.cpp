@@ -35,19 +35,7 @@ std::vector<std::string_view> utf8_views(const py::sequence& items, const char* 
   const size_t n = py::len(items);
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
-    py::object item = items[i];
-    RK_CHECK_TYPE(PyUnicode_Check(item.ptr()), op, ": ", arg, "[", first + i, "] must be str, got ",
-                  std::string(py::str(py::type::handle_of(item).attr("__name__"))));
-    Py_ssize_t size = 0;
-    const char* data = PyUnicode_AsUTF8AndSize(item.ptr(), &size);
-    if (data == nullptr) {
-      const py::error_already_set cause;  // fetches (and clears) the UnicodeEncodeError
-      throw ValueError(detail::message(op, ": ", arg, "[", first + i, "] cannot be encoded as UTF-8 (",
-                                       cause.what(), "); lone surrogates usually come from decoding bytes "
-                                       "with errors='surrogateescape'"));
-    }
-    out.emplace_back(data, static_cast<size_t>(size));
-    keep_alive.push_back(std::move(item));
+    out.push_back(token_utf8(items[i], keep_alive, op, detail::message(arg, "[", first + i, "]")));
   }
   return out;
 }

@@ -31,6 +31,22 @@ std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive) {
   return {PyBytes_AS_STRING(bytes.ptr()), static_cast<size_t>(PyBytes_GET_SIZE(bytes.ptr()))};
 }
 
+std::string_view token_utf8(py::handle str, std::vector<py::object>& keep_alive, const char* op,
+                            const std::string& name) {
+  RK_CHECK_TYPE(PyUnicode_Check(str.ptr()), op, ": ", name, " must be str, got ",
+                std::string(py::str(py::type::handle_of(str).attr("__name__"))));
+  Py_ssize_t size = 0;
+  const char* data = PyUnicode_AsUTF8AndSize(str.ptr(), &size);
+  if (data == nullptr) {
+    const py::error_already_set cause;  // fetches (and clears) the UnicodeEncodeError
+    throw ValueError(detail::message(op, ": ", name, " cannot be encoded as UTF-8 (", cause.what(),
+                                     "); lone surrogates usually come from decoding bytes with "
+                                     "errors='surrogateescape'"));
+  }
+  keep_alive.push_back(py::reinterpret_borrow<py::object>(str));
+  return {data, static_cast<size_t>(size)};
+}
+
 std::string describe(const py::array& a) {
   std::ostringstream out;
   out << std::string(py::str(a.dtype())) << " with shape (";

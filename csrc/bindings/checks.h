@@ -37,6 +37,12 @@ py::array as_ndarray(py::handle obj, const char* op, const char* arg);
 // make of a surrogate. Not for strings stored as they are (tokens, ids).
 std::string_view utf8_of(py::handle str, std::vector<py::object>& keep_alive);
 
+// A str kept as it is (a token, an id) as UTF-8, in place: TypeError when
+// `str` is not a str, ValueError when it has no UTF-8 form (a lone
+// surrogate); both name `op` and `name` (e.g. "documents[3][1]").
+std::string_view token_utf8(py::handle str, std::vector<py::object>& keep_alive, const char* op,
+                            const std::string& name);
+
 // "float32 with shape (8, 100)" for error messages.
 std::string describe(const py::array& a);
 
