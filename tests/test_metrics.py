@@ -302,7 +302,7 @@ def test_unknown_or_malformed_measure(measures, match):
 
 
 def test_depth_below_one_is_refused():
-    with pytest.raises(ValueError, match="depth must be >= 1"):
+    with pytest.raises(ValueError, match=r"depth must be an int in \[1, "):
         evaluate({"q": {"d": 1}}, {"q": {"d": 1.0}}, ["map"], depth=0)
 
 
@@ -378,3 +378,98 @@ def test_every_advertised_measure_family_evaluates(name):
 def test_judged_without_cutoff_says_what_it_needs():
     with pytest.raises(ValueError, match="judged.10"):
         evaluate({"q": {"a": 1}}, {"q": {"a": 1.0}}, ["judged"])
+
+
+# ---- hostile files and arguments (issue 14) ------------------------------------------------
+
+@pytest.mark.parametrize("read", [rk.metrics.load_qrels, rk.metrics.load_run])
+def test_trec_readers_refuse_a_fifo_without_blocking(tmp_path, read):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # nobody writes to it: opening it plainly would block forever
+    with pytest.raises(OSError, match=f"'{fifo}' is not a regular file"):
+        read(fifo)
+    with pytest.raises(OSError, match="is a directory"):
+        read(tmp_path)
+
+
+def test_evaluate_refuses_a_fifo_run_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "run")
+    with pytest.raises(OSError, match="not a regular file"):
+        evaluate({"q1": {"d1": 1}}, tmp_path / "run", ["map"])
+
+
+@pytest.mark.parametrize("content,where", [
+    (b"q1 Q0 d1 1 0.5 t\nq\xff1 Q0 d2 2 0.4 t\n", r"run:2: not valid UTF-8: byte 0xff at column 2 \(field 1, qid\)"),
+    (b"q1 Q0 d\xc3 1 0.5 t\n", r"run:1: not valid UTF-8: byte 0xc3 at column 8 \(field 3, docno\)"),
+    (b"q1 Q0 d1 1 0.5 t\xed\xa0\x80\n", r"run:1: not valid UTF-8: byte 0xed at column 17 \(field 6, tag\)"),
+])
+def test_trec_run_reader_names_file_line_and_field_of_non_utf8_bytes(tmp_path, content, where):
+    (tmp_path / "run").write_bytes(content)
+    with pytest.raises(rk.FormatError, match=where) as e:
+        rk.metrics.load_run(tmp_path / "run")
+    assert "\\x" in str(e.value)  # the bad bytes are shown escaped, not dropped
+
+
+@pytest.mark.parametrize("content,where", [
+    (b"q1 0 d1 1\nq1 0 d\xff2 0\n", r"qrels:2: not valid UTF-8: byte 0xff at column 7 \(field 3, docno\)"),
+    (b"query-id\tcorpus-id\tscore\nq 1\td\x802\t1\n",
+     r"qrels:2: not valid UTF-8: byte 0x80 at column 6 \(field 2, corpus-id\)"),
+])
+def test_trec_qrels_reader_names_file_line_and_field_of_non_utf8_bytes(tmp_path, content, where):
+    (tmp_path / "qrels").write_bytes(content)
+    with pytest.raises(rk.FormatError, match=where):
+        rk.metrics.load_qrels(tmp_path / "qrels")
+
+
+def test_malformed_line_message_survives_non_ascii_cut_at_200_bytes(tmp_path):
+    # The message shows 200 bytes of the line: never half of a code point.
+    (tmp_path / "run").write_text("q1 Q0 x" + "é" * 150 + " 1\n", encoding="utf-8")  # byte 200: inside an é
+    with pytest.raises(rk.FormatError, match="found 4, got 'q1 Q0 xé{96}'$"):
+        rk.metrics.load_run(tmp_path / "run")
+
+
+@pytest.mark.parametrize("score", ["nan", "NaN", "-nan"])
+def test_run_file_with_nan_score_is_refused_naming_file_and_line(tmp_path, score):
+    (tmp_path / "run").write_text(f"q1 Q0 d1 1 0.5 t\nq1 Q0 d2 2 {score} t\n")
+    with pytest.raises(rk.FormatError, match=f"run:2: score '{score}' is NaN"):
+        evaluate({"q1": {"d1": 1}}, tmp_path / "run", ["map"])
+
+
+def test_run_file_with_infinite_score_is_still_accepted(tmp_path):
+    (tmp_path / "run").write_text("q1 Q0 d1 1 -inf t\nq1 Q0 d2 2 inf t\n")
+    assert evaluate({"q1": {"d1": 1}}, tmp_path / "run", ["recip_rank"]).summary == {"recip_rank": 0.5}
+
+
+@pytest.mark.parametrize("level", [0, -5])
+def test_relevance_level_below_one_is_refused(level):
+    with pytest.raises(ValueError, match=r"relevance_level must be an int in \[1, "):
+        evaluate({"q": {"d": 1}}, {"q": {"d": 1.0}}, ["map"], relevance_level=level)
+    with pytest.raises(ValueError, match="relevance_level"):
+        RelevanceEvaluator({"q": {"d": 1}}, {"map"}, relevance_level=level)
+
+
+@pytest.mark.parametrize("name,value,error", [
+    ("depth", 2**70, ValueError), ("relevance_level", 2**64, ValueError), ("depth", 2.0, TypeError),
+    ("relevance_level", True, TypeError),
+])
+def test_out_of_range_int_arguments_name_the_argument(name, value, error):
+    with pytest.raises(error, match=f"evaluate: {name} must be an int"):
+        evaluate({"q": {"d": 1}}, {"q": {"d": 1.0}}, ["map"], **{name: value})
+
+
+def test_measures_none_is_the_official_set_and_empty_is_refused():
+    qrels, run = {"q": {"d": 1}}, {"q": {"d": 1.0}}
+    assert evaluate(qrels, run, None).measures == evaluate(qrels, run).measures
+    with pytest.raises(ValueError, match="measures is empty"):
+        evaluate(qrels, run, [])
+    with pytest.raises(TypeError, match=r"measures\[1\] must be str, got NoneType"):
+        evaluate(qrels, run, ["map", None])
+
+
+def test_beir_qrels_tsv_without_header_names_the_header(tmp_path):
+    (tmp_path / "test.tsv").write_text("q1\td1\t1\n")
+    with pytest.raises(rk.FormatError, match="test.tsv:1: .*must start with the header line "
+                                             "'query-id<TAB>corpus-id<TAB>score'"):
+        rk.metrics.load_qrels(tmp_path / "test.tsv")
+    (tmp_path / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    assert evaluate(tmp_path / "test.tsv", {"q1": {"d1": 1.0}}, ["map"]).summary == {"map": 1.0}

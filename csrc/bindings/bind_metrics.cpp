@@ -180,6 +180,9 @@ void bind_metrics(py::module_& m) {
       [](const Qrels& qrels, const Run& run, const metrics::MeasureSet& measures, int64_t relevance_level,
          bool all_queries, int64_t max_docs, bool judged_only) {
         RK_CHECK_ARG(max_docs >= 1, "evaluate: depth must be >= 1, got ", max_docs);
+        // trec_eval -l does not check, but every measure assumes grade 0 (and
+        // infAP's -1) is not relevant: at -5, MAP came out as 2.0 (issue 14).
+        RK_CHECK_ARG(relevance_level >= 1, "evaluate: relevance_level must be >= 1, got ", relevance_level);
         metrics::EvalOptions options;
         options.relevance_level = relevance_level;
         options.all_queries = all_queries;

@@ -1,10 +1,12 @@
 // Internal: the bytes of a qrels/run file, kept alive by the Qrels/Run
 // whose string_views point into them.
 //
-// Regular files are mmap'ed read-only (MAP_POPULATE: one pass of page-table
-// setup, no copy of a 400 MB run); pipes, /dev/stdin, or a refused mmap fall
-// back to read(). As with any mmap, truncating the file while a Qrels/Run
-// still views it is not supported.
+// Only regular files are read (/dev/stdin redirected from a file is one): a
+// FIFO, socket, device or directory raises IOError naming the path, without
+// blocking on a FIFO nobody writes to (issue 14). Files are mmap'ed read-only
+// (MAP_POPULATE: one pass of page-table setup, no copy of a 400 MB run); a
+// refused mmap falls back to read(). As with any mmap, truncating the file
+// while a Qrels/Run still views it is not supported.
 #pragma once
 
 #include <cstddef>
@@ -24,7 +26,8 @@ class Buffer {
   Buffer& operator=(const Buffer&) = delete;
   ~Buffer();
 
-  // Throws IOError "<op>: cannot open|read '<path>': <reason>".
+  // Throws IOError "<op>: cannot open|read '<path>': <reason>" or
+  // "<op>: '<path>' is not a regular file (...)".
   static std::shared_ptr<Buffer> load(const std::string& path, const char* op);
   static std::shared_ptr<Buffer> copy(std::string_view text);
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "metrics/assemble.h"
 #include "metrics/file_buffer.h"
 #include "metrics/line_masks.h"
+#include "metrics/utf8_check.h"
 
 namespace ragkernels {
 namespace metrics {
@@ -102,7 +104,15 @@ struct Fields {
 };
 
 // Returns "" on success, else what is wrong with the line.
+// A TREC qrels line with BEIR's three tab-separated fields: most likely a
+// BEIR TSV without its header line, which is what tells the formats apart.
+std::string beir_hint(const char* p, const char* e) {
+  if (std::count(p, e, '\t') != 2) return "";
+  return "; a BEIR qrels TSV must start with the header line 'query-id<TAB>corpus-id<TAB>score'";
+}
+
 std::string parse_fields(Kind kind, const char* p, const char* e, Fields* f) {
+  const char* const p0 = p;
   if (kind == Kind::kBeirQrels) {
     std::string_view cols[4];
     int n = 0;
@@ -135,12 +145,15 @@ std::string parse_fields(Kind kind, const char* p, const char* e, Fields* f) {
     if (n < 6)
       return ragkernels::detail::message("expected 6 whitespace-separated fields (qid Q0 docno rank score tag), found ", n);
     if (!parse_double(t[4], &f->score)) return ragkernels::detail::message("score '", t[4], "' is not a number");
+    // Dicts and arrays with NaN are refused; a file is no different (issue 14).
+    if (std::isnan(f->score)) return ragkernels::detail::message("score '", t[4], "' is NaN");
     f->tag = t[5];
   } else {
     if (n == 4 && !next_token(p, e).empty())
       return "expected 4 whitespace-separated fields (qid iter docno rel), found more";
     if (n != 4)
-      return ragkernels::detail::message("expected 4 whitespace-separated fields (qid iter docno rel), found ", n);
+      return ragkernels::detail::message("expected 4 whitespace-separated fields (qid iter docno rel), found ", n,
+                                         beir_hint(p0, e));
     if (!parse_int(t[3], &f->rel)) return ragkernels::detail::message("relevance '", t[3], "' is not an integer");
   }
   f->qid = t[0];
@@ -162,7 +175,7 @@ inline bool parse_tokens(Kind kind, const char* lb, LineTokens tok, Fields* f) {
   f->docno = tok.pop(lb);
   if (kind == Kind::kTrecQrels) return parse_int(tok.pop(lb), &f->rel);
   tok.pop(lb);
-  if (!parse_double(tok.pop(lb), &f->score)) return false;
+  if (!parse_double(tok.pop(lb), &f->score) || std::isnan(f->score)) return false;
   f->tag = tok.pop(lb);
   return true;
 }
@@ -170,7 +183,9 @@ inline bool parse_tokens(Kind kind, const char* lb, LineTokens tok, Fields* f) {
 std::string_view shown(const char* p, const char* e) {
   std::string_view s(p, static_cast<size_t>(e - p));
   while (!s.empty() && (s.back() == '\r')) s.remove_suffix(1);
-  return s.size() > 200 ? s.substr(0, 200) : s;
+  size_t cut = std::min<size_t>(s.size(), 200);
+  while (cut < s.size() && cut > 0 && (static_cast<unsigned char>(s[cut]) & 0xC0) == 0x80) --cut;  // whole code points
+  return s.substr(0, cut);
 }
 
 // ------------------------------------------------------------ parallel parse
@@ -356,6 +371,10 @@ Qrels parse_qrels(std::shared_ptr<Buffer> buf, const std::string& name) {
   const std::string_view text = buf->view();
   size_t begin = 0;
   const Kind kind = is_beir_header(text, &begin) ? Kind::kBeirQrels : Kind::kTrecQrels;
+  if (kind == Kind::kBeirQrels)
+    detail::check_utf8(text, name, {"query-id", "corpus-id", "score"}, true);
+  else
+    detail::check_utf8(text, name, {"qid", "iter", "docno", "rel"}, false);
   const int64_t first_line = begin > 0 ? 1 : 0;
   Qrels qrels;
   auto chunks = parse_into(kind, text, begin, qrels.qids, qrels.offsets, qrels.docnos, qrels.rels);
@@ -369,6 +388,7 @@ Qrels parse_qrels(std::shared_ptr<Buffer> buf, const std::string& name) {
 
 Run parse_run(std::shared_ptr<Buffer> buf, const std::string& name) {
   const std::string_view text = buf->view();
+  detail::check_utf8(text, name, {"qid", "Q0", "docno", "rank", "score", "tag"}, false);
   Run run;
   auto chunks = parse_into(Kind::kRun, text, 0, run.qids, run.offsets, run.docnos, run.scores);
   throw_first_error(chunks, name, 0);

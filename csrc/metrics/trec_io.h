@@ -7,12 +7,18 @@
 //   qrels, BEIR : header "query-id<TAB>corpus-id<TAB>score", then
 //                 "qid<TAB>docno<TAB>rel"          exactly 3 tab-separated fields
 //                 (detected by the first line's first field being "query-id";
-//                 ids may contain spaces)
+//                 ids may contain spaces; without the header a 3-field line
+//                 is refused as TREC qrels, the message naming the header)
 //   run         : "qid Q0 docno rank score tag"    at least 6 fields; extra ones
-//                 ignored, rank ignored, score a decimal/inf/nan double
+//                 ignored, rank ignored, score a decimal or inf double (NaN
+//                 refused, as in dicts and arrays)
 // Ints may be negative and take an optional '+'. trec_eval reads numbers with
 // atol/atof and silently takes a prefix ("1.5" -> 1, "x" -> 0); we refuse
 // anything that is not entirely a number.
+//
+// Files must be UTF-8 (ids come back as Python str): the first byte that is
+// not throws FormatError naming line, column and field (utf8_check.h).
+// Only regular files are read (file_buffer.h).
 //
 // Errors: a malformed line throws FormatError
 //   "<path>:<line>: <what is wrong>, got '<line text>'"

@@ -21,6 +21,7 @@ from typing import Any, Dict, Iterable, List, Mapping, Sequence, Union
 import numpy as np
 
 from ragkernels import _core
+from ragkernels._checks import check_int
 
 __all__ = [
     "Evaluation",
@@ -67,7 +68,13 @@ def load_qrels(source: QrelsLike) -> _core.Qrels:
     ValueError
         A duplicate (query, doc) pair; arrays of different lengths.
     ragkernels.FormatError
-        A malformed file line (the message names file and line).
+        A malformed file line, or bytes that are not UTF-8 (the message
+        names file, line and field). A BEIR TSV must start with its header
+        line ``query-id<TAB>corpus-id<TAB>score``: that line is what tells
+        it from TREC qrels, so a headerless one is refused, not guessed.
+    OSError
+        The file cannot be read, or is not a regular file (a FIFO or a
+        device is refused rather than read: it could block forever).
     """
     if isinstance(source, _core.Qrels):
         return source
@@ -97,9 +104,9 @@ def load_run(source: RunLike) -> _core.Run:
 
     Raises
     ------
-    TypeError, ValueError, ragkernels.FormatError
-        As `load_qrels`; also a NaN score or a doc retrieved twice for
-        one query (trec_eval refuses both).
+    TypeError, ValueError, ragkernels.FormatError, OSError
+        As `load_qrels`; also a NaN score (in a file too) or a doc
+        retrieved twice for one query (trec_eval refuses duplicates).
     """
     if isinstance(source, _core.Run):
         return source
@@ -152,7 +159,26 @@ class Evaluation:
         return self._native.format_trec_eval(per_query)
 
 
-def evaluate(qrels: QrelsLike, run: RunLike, measures: Union[str, Iterable[str]] = ("official",), *,
+def _measure_set(measures: Union[str, Iterable[str], None], op: str) -> _core.MeasureSet:
+    """None: trec_eval's official set; a str: one request; [] is refused
+    (it used to mean the official set, silently)."""
+    if measures is None:
+        return _core.parse_measures(["official"])
+    if isinstance(measures, str):
+        measures = [measures]
+    elif not isinstance(measures, Iterable):
+        raise TypeError(f"{op}: measures must be a str or an iterable of str, got {type(measures).__name__}")
+    measures = list(measures)
+    for i, m in enumerate(measures):
+        if not isinstance(m, str):
+            raise TypeError(f"{op}: measures[{i}] must be str, got {type(m).__name__} {m!r}"[:200])
+    if not measures:
+        raise ValueError(f'{op}: measures is empty; name at least one ("map", "ndcg_cut.10") '
+                         f'or pass None for trec_eval\'s official set')
+    return _core.parse_measures(measures)
+
+
+def evaluate(qrels: QrelsLike, run: RunLike, measures: Union[str, Iterable[str], None] = ("official",), *,
              relevance_level: int = 1, all_queries: bool = False, depth: int | None = None,
              judged_only: bool = False) -> Evaluation:
     """Evaluate a run against qrels with trec_eval's semantics.
@@ -163,16 +189,19 @@ def evaluate(qrels: QrelsLike, run: RunLike, measures: Union[str, Iterable[str]]
         See `load_qrels`.
     run : dict, path, tuple of arrays, or Run
         See `load_run`.
-    measures : str or iterable of str, default ("official",)
+    measures : str, iterable of str, or None, default ("official",)
         trec_eval ``-m`` requests: ``"map"``, ``"ndcg_cut.10,100"``,
         ``"P.5"``, ``"all_trec"``; pytrec_eval's ``"ndcg_cut_10"`` too.
+        None means the official set; an empty list is refused.
     relevance_level : int, default 1
-        Grades >= this count as relevant (trec_eval ``-l``).
+        Grades >= this count as relevant (trec_eval ``-l``); >= 1.
+        trec_eval does not check ``-l``, but every measure assumes grade
+        0 (and infAP's -1) is not relevant, so 0 and below are refused.
     all_queries : bool, default False
         Average over every query of the qrels; queries the run lacks
         score as empty rankings (trec_eval ``-c``).
     depth : int, optional
-        Only the first `depth` documents of each ranking (``-M``).
+        Only the first `depth` documents of each ranking (``-M``), >= 1.
     judged_only : bool, default False
         Drop unjudged documents before scoring (``-J``).
 
@@ -182,9 +211,11 @@ def evaluate(qrels: QrelsLike, run: RunLike, measures: Union[str, Iterable[str]]
 
     Raises
     ------
+    TypeError
+        A measure that is not a str, an int argument that is not an int.
     ValueError
-        Unknown measure, ``depth < 1``, or invalid inputs (see
-        `load_qrels`, `load_run`).
+        Unknown measure, no measure, ``depth < 1``, ``relevance_level
+        < 1``, or invalid inputs (see `load_qrels`, `load_run`).
 
     Notes
     -----
@@ -201,11 +232,11 @@ def evaluate(qrels: QrelsLike, run: RunLike, measures: Union[str, Iterable[str]]
     >>> evaluate(qrels, run, ["recip_rank", "P.1"]).summary
     {'recip_rank': 0.5, 'P_1': 0.0}
     """
-    if isinstance(measures, str):
-        measures = [measures]
-    measure_set = _core.parse_measures(list(measures))
+    measure_set = _measure_set(measures, "evaluate")
+    relevance_level = check_int(relevance_level, "relevance_level", "evaluate")
+    depth = 2**63 - 1 if depth is None else check_int(depth, "depth", "evaluate")
     native = _core.evaluate(load_qrels(qrels), load_run(run), measure_set, relevance_level,
-                            all_queries, depth if depth is not None else 2**63 - 1, judged_only)
+                            all_queries, depth, judged_only)
     names = list(native.measure_names)
     summary = dict(zip(names, native.summary.tolist()))
     return Evaluation(names, list(native.query_ids), native.per_query, summary, native)
@@ -221,6 +252,7 @@ class RelevanceEvaluator:
     measures : iterable of str
         As pytrec_eval takes them (``{"map", "ndcg_cut.10"}``).
     relevance_level : int, default 1
+        >= 1, as in `evaluate`.
     judged_docs_only_flag : bool, default False
 
     Examples
@@ -233,8 +265,12 @@ class RelevanceEvaluator:
     def __init__(self, query_relevance: Mapping[str, Mapping[str, int]], measures: Iterable[str],
                  relevance_level: int = 1, judged_docs_only_flag: bool = False):
         self._qrels = load_qrels(query_relevance)
-        self._measures = _core.parse_measures(sorted(set(measures)))
-        self._relevance_level = relevance_level
+        if isinstance(measures, str):
+            measures = [measures]
+        if isinstance(measures, Iterable):
+            measures = sorted(set(measures), key=str)  # pytrec_eval takes a set
+        self._measures = _measure_set(measures, "RelevanceEvaluator")
+        self._relevance_level = check_int(relevance_level, "relevance_level", "RelevanceEvaluator")
         self._judged_only = judged_docs_only_flag
 
     def evaluate(self, run: Mapping[str, Mapping[str, float]]) -> Dict[str, Dict[str, float]]:

@@ -297,6 +297,16 @@ TEST(MetricsIO, MalformedLinesNameFileAndLine) {
   EXPECT_THROW(m::read_qrels("/nonexistent/qrels"), rk::IOError);
 }
 
+TEST(MetricsIO, NanScoresAndHeaderlessBeirQrelsAreRefused) {  // issue 14
+  std::string e = error_of([] { m::read_run_text("q Q0 d 1 1 t\nq Q0 e 2 nan t\n", "r"); });
+  EXPECT_EQ(e, "r:2: score 'nan' is NaN, got 'q Q0 e 2 nan t'");
+  e = error_of([] { m::read_qrels_text("q1\td1\t1\n", "test.tsv"); });
+  EXPECT_NE(e.find("test.tsv:1: expected 4 whitespace-separated fields (qid iter docno rel), found 3; a BEIR "
+                   "qrels TSV must start with the header line 'query-id<TAB>corpus-id<TAB>score'"),
+            std::string::npos)
+      << e;
+}
+
 TEST(MetricsIO, ErrorLineNumbersAcrossChunks) {
   std::string text;
   for (int i = 0; i < 120000; ++i) text += "q" + std::to_string(i % 7) + " Q0 doc" + std::to_string(i) + " 1 0.5 t\n";

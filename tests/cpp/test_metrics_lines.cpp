@@ -11,6 +11,7 @@
 #include "core/error.h"
 #include "metrics/run_qrels.h"
 #include "metrics/trec_io.h"
+#include "metrics/utf8_check.h"
 
 namespace m = ragkernels::metrics;
 
@@ -99,4 +100,23 @@ TEST(MetricsLines, QrelsMaskPathEqualsByteLoop) {
     const std::string expected = describe(qrels_text, line + "\n");
     EXPECT_EQ(describe(qrels_text, line + "\n" + kPad), expected) << line;
   }
+}
+
+// Issue 14: bytes that are not UTF-8 are named by file, line, column and
+// field, wherever they fall among the ~1 MiB pieces checked in parallel.
+TEST(MetricsUtf8, NamesLineColumnAndFieldPastTheFirstPiece) {
+  std::string text;
+  for (int i = 0; i < 60000; ++i) text += "q" + std::to_string(i % 7) + " Q0 dé" + std::to_string(i) + " 1 0.5 t\n";
+  ASSERT_GT(text.size(), size_t(1) << 20);
+  text += "q1 Q0 x 1 0.5 t\xC3\n";  // a truncated sequence at the end of the tag
+  const std::string e = describe(run_text, text);
+  EXPECT_EQ(e, "error: run:60001: not valid UTF-8: byte 0xc3 at column 16 (field 6, tag), got 'q1 Q0 x 1 0.5 t\\xc3'");
+}
+
+TEST(MetricsUtf8, PrintableEscapesBadBytesAndCutsWholeCodePoints) {
+  using m::detail::printable;
+  EXPECT_EQ(printable("a\xFF" "b\xED\xA0\x80"), "a\\xffb\\xed\\xa0\\x80");  // a surrogate is invalid too
+  EXPECT_EQ(printable("x\xC3\xA9\xC3\xA9", 4), "x\xC3\xA9");  // never half an é
+  EXPECT_EQ(printable("\x80\x80", 1), "\\x80");
+  EXPECT_EQ(printable("ok\r"), "ok");
 }
