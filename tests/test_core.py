@@ -91,8 +91,10 @@ def test_topk_accepts_dlpack_tensors():
     (np.zeros((2, 3), np.int32), 1, TypeError, "float32 or float64, got int32 with shape \\(2, 3\\)"),
     (np.zeros((2, 3), np.float16), 1, TypeError, "float16"),
     (np.zeros(3, np.float32), 1, ValueError, "scores must be 2-D, got float32 with shape \\(3,\\)"),
-    (np.zeros((2, 3), np.float32), 0, ValueError, "k must be >= 1, got 0"),
-    (np.zeros((2, 3), np.float32), -5, ValueError, "k must be >= 1, got -5"),
+    (np.zeros((2, 3), np.float32), 0, ValueError, r"topk: k must be an int in \[1, 2\*\*63 - 1\], got 0"),
+    (np.zeros((2, 3), np.float32), -5, ValueError, r"k must be an int in \[1, 2\*\*63 - 1\], got -5"),
+    (np.zeros((2, 3), np.float32), 2**70, ValueError, r"topk: k must be an int in \[1, 2\*\*63 - 1\]"),
+    (np.zeros((2, 3), np.float32), 2.0, TypeError, "topk: k must be an int, got float"),
     ([[1.0, 2.0]], 1, TypeError, "numpy array or a DLPack tensor, got list"),
 ])
 def test_topk_bad_input_raises_clear_error(bad, k, err, match):

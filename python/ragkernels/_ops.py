@@ -76,7 +76,7 @@ def topk(scores: Any, k: int):
     >>> rk.topk(np.array([[0.5, 2.0, 2.0, -1.0]], np.float32), 3)[0]
     array([[1, 2, 0]])
     """
-    return _backend.call("topk", scores, k)
+    return _backend.call("topk", scores, check_int(k, "k", "topk"))
 
 
 def save_arrays(path: "str | os.PathLike[str]", arrays: Mapping[str, Any], *, kind: str = "arrays") -> None:
