@@ -3,11 +3,13 @@ import json
 import math
 import os
 import re
+import signal
 from collections import Counter
 
 import numpy as np
 import pytest
 
+import ragkernels as rk
 from ragkernels import data as rkd
 from ragkernels.data import beir as beir_mod
 from tests.reference import data_dir
@@ -221,7 +223,7 @@ def test_malformed_corpus_line_reports_line_number(tmp_path, bad, what):
 def test_invalid_utf8_reports_line_number(tiny):
     path = tiny / "queries.jsonl"
     path.write_bytes(path.read_bytes() + b'{"_id": "4", "text": "\xff"}\n')
-    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:4: not valid UTF-8"):
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(path))}:4: not valid UTF-8: byte 0xff at column 23"):
         rkd.load_beir(tiny)
 
 
@@ -244,6 +246,54 @@ def test_qrels_query_absent_from_queries(tmp_path):
     root = make_beir(tmp_path / "m", [doc("a")], [query("1")], ["1\ta\t1", "9\ta\t1"])
     with pytest.raises(ValueError, match=r"judges 1 queries absent .*\['9'\]"):
         rkd.load_beir(root)
+
+
+@pytest.fixture
+def no_hang():
+    """A hang becomes a failure: SIGALRM interrupts a blocking open() after 20 s."""
+    def timeout(signum, frame):
+        raise TimeoutError("blocked: the reader opened a FIFO before checking it")
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("read,name", [
+    (rkd.read_queries, "queries.jsonl"), (rkd.read_queries, "topics.tsv"), (rkd.read_corpus, "corpus.jsonl"),
+    (rkd.read_corpus, "collection.tsv"), (rkd.read_trec_topics_tsv, "t.tsv"), (rkd.read_msmarco_collection, "c"),
+])
+def test_beir_readers_refuse_a_fifo_without_blocking(tmp_path, no_hang, read, name):
+    os.mkfifo(tmp_path / name)  # nobody writes to it: a plain open() would block forever
+    with pytest.raises(OSError, match=f"{re.escape(str(tmp_path / name))} is not a regular file"):
+        read(tmp_path / name)
+
+
+def test_load_beir_refuses_a_fifo_qrels_without_blocking(tmp_path, no_hang):
+    root = make_beir(tmp_path / "m", [doc("a")], [query("1")], ["1\ta\t1"])
+    (root / "qrels" / "test.tsv").unlink()
+    os.mkfifo(root / "qrels" / "test.tsv")
+    with pytest.raises(OSError, match="test.tsv"):
+        rkd.load_beir(root)
+
+
+@pytest.mark.parametrize("content,what", [
+    (b"1\ta\t1\n1\tb\xe9\t1\n", r"test.tsv:3: not valid UTF-8: byte 0xe9 at column 4 \(field 2, corpus-id\), "
+                                 r"got '1\tb\\xe9\t1'"),
+    (b"1\ta\t1\xff\n", r"test.tsv:2: not valid UTF-8: byte 0xff at column 6 \(field 3, score\)"),
+])
+def test_beir_qrels_reader_names_file_line_and_field_of_non_utf8_bytes(tmp_path, content, what):
+    root = make_beir(tmp_path / "m", [doc("a")], [query("1")], [])
+    (root / "qrels" / "test.tsv").write_bytes(b"query-id\tcorpus-id\tscore\n" + content)
+    with pytest.raises(rk.FormatError, match=what):
+        rkd.load_beir(root)
+
+
+def test_tsv_topics_reader_names_the_field_of_non_utf8_bytes(tmp_path):
+    (tmp_path / "t.tsv").write_bytes(b"1\tok\n2\tcaf\xe9\n")
+    with pytest.raises(rk.FormatError, match=r"t.tsv:2: not valid UTF-8: byte 0xe9 at column 6 \(field 2, text\)"):
+        rkd.read_trec_topics_tsv(tmp_path / "t.tsv")
 
 
 def test_qrels_without_header_keeps_first_row(tmp_path):

@@ -4,6 +4,7 @@ value, every query, 1e-12), pytrec_eval (every measure it supports), ranx
 (where it defines the same measure), plus edge cases and bad input."""
 import math
 import os
+import signal
 
 import numpy as np
 import pytest
@@ -381,9 +382,20 @@ def test_judged_without_cutoff_says_what_it_needs():
 
 
 # ---- hostile files and arguments (issue 14) ------------------------------------------------
+@pytest.fixture
+def no_hang():
+    """A hang becomes a failure: SIGALRM interrupts a blocking open() after 20 s."""
+    def timeout(signum, frame):
+        raise TimeoutError("blocked: the reader opened a FIFO before checking it")
+    previous = signal.signal(signal.SIGALRM, timeout)
+    signal.alarm(20)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
+
 
 @pytest.mark.parametrize("read", [rk.metrics.load_qrels, rk.metrics.load_run])
-def test_trec_readers_refuse_a_fifo_without_blocking(tmp_path, read):
+def test_trec_readers_refuse_a_fifo_without_blocking(tmp_path, read, no_hang):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # nobody writes to it: opening it plainly would block forever
     with pytest.raises(OSError, match=f"'{fifo}' is not a regular file"):
@@ -392,7 +404,7 @@ def test_trec_readers_refuse_a_fifo_without_blocking(tmp_path, read):
         read(tmp_path)
 
 
-def test_evaluate_refuses_a_fifo_run_without_blocking(tmp_path):
+def test_evaluate_refuses_a_fifo_run_without_blocking(tmp_path, no_hang):
     os.mkfifo(tmp_path / "run")
     with pytest.raises(OSError, match="not a regular file"):
         evaluate({"q1": {"d1": 1}}, tmp_path / "run", ["map"])

@@ -4,7 +4,9 @@ A BEIR dataset is a folder holding ``corpus.jsonl`` (one JSON object per
 line: ``_id``, ``title``, ``text``), ``queries.jsonl`` (``_id``, ``text``)
 and ``qrels/<split>.tsv`` (header ``query-id<TAB>corpus-id<TAB>score``).
 Ids and texts are kept exactly as stored (Unicode included); files are read
-as UTF-8. Errors in a file name its path and 1-based line number.
+as UTF-8. Errors in a file name its path and 1-based line number
+(`ragkernels.FormatError`, a ValueError); only regular files are read (a
+FIFO or a device raises OSError instead of blocking).
 """
 from __future__ import annotations
 
@@ -12,10 +14,13 @@ import json
 import numbers
 import os
 import pathlib
+import stat
 import uuid
 from dataclasses import dataclass
 from importlib import resources
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import BinaryIO, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+from ragkernels._core import FormatError
 
 try:  # orjson is optional; it parses BEIR corpora several times faster.
     import orjson as _orjson
@@ -114,8 +119,24 @@ class BeirDataset:
     qrels: Qrels
 
 
-def _fail(path: pathlib.Path, line: int, what: str) -> ValueError:
-    return ValueError(f"{path}:{line}: {what}")
+def _fail(path: pathlib.Path, line: int, what: str) -> FormatError:
+    return FormatError(f"{path}:{line}: {what}")
+
+
+def _open_regular(path: pathlib.Path) -> BinaryIO:
+    """`path` opened for reading, refused unless it is a regular file."""
+    # O_NONBLOCK: a plain open() of a FIFO nobody writes to blocks forever
+    # before anything can be checked (issue 14); a regular file ignores it.
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            what = "a directory" if stat.S_ISDIR(mode) else "not a regular file (a FIFO, socket or device)"
+            raise OSError(f"{path} is {what}; the readers need a file")
+        return open(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def _need_file(path: pathlib.Path, root: pathlib.Path) -> None:
@@ -126,16 +147,28 @@ def _need_file(path: pathlib.Path, root: pathlib.Path) -> None:
         )
 
 
-def _lines(path: pathlib.Path) -> Iterator[Tuple[int, str]]:
-    """Yield (1-based line number, line without its newline), skipping blanks."""
+def _utf8_error(path: pathlib.Path, n: int, raw: bytes, e: UnicodeDecodeError,
+                fields: Optional[Sequence[str]]) -> FormatError:
+    """Names the byte, its column and (tab-separated files) its field."""
+    where = f"byte 0x{raw[e.start]:02x} at column {e.start + 1}"
+    if fields is not None:
+        i = raw[:e.start].count(b"\t")
+        where += f" (field {i + 1}, {fields[i] if i < len(fields) else 'past the last field'})"
+    shown = raw.rstrip(b"\r\n")[:200].decode("utf-8", "backslashreplace")
+    return _fail(path, n, f"not valid UTF-8: {where}, got '{shown}'")
+
+
+def _lines(path: pathlib.Path, fields: Optional[Sequence[str]] = None) -> Iterator[Tuple[int, str]]:
+    """Yield (1-based line number, line without its newline), skipping blanks.
+    `fields` names the columns of a tab-separated file, for messages."""
     # Binary + per-line decode: exact line numbers for bad UTF-8, and only
     # "\n" ends a line (a stray "\r" or U+2028 inside a text stays put).
-    with open(path, "rb") as f:
+    with _open_regular(path) as f:
         for n, raw in enumerate(f, start=1):
             try:
                 line = raw.decode("utf-8").rstrip("\r\n")
             except UnicodeDecodeError as e:
-                raise _fail(path, n, f"not valid UTF-8 ({e.reason})") from None
+                raise _utf8_error(path, n, raw, e, fields) from None
             if line.strip():
                 yield n, line
 
@@ -181,7 +214,7 @@ def _read_jsonl(path: pathlib.Path, fields: Sequence[str]) -> Tuple[List[str], .
 
 def _read_qrels_tsv(path: pathlib.Path) -> Qrels:
     qrels: Qrels = {}
-    for n, line in _lines(path):
+    for n, line in _lines(path, _QRELS_HEADER):
         row = line.split("\t")
         if n == 1 and [c.strip() for c in row] == _QRELS_HEADER:
             continue
@@ -223,9 +256,13 @@ def load_beir(path: PathLike, split: str = "test") -> BeirDataset:
     ------
     FileNotFoundError
         One of the three files is missing.
-    ValueError
-        A malformed line (``"<path>:<line>: <what>"``), a duplicate id, or
-        qrels naming a query absent from ``queries.jsonl``.
+    OSError
+        A file is not a regular file (a FIFO, a device).
+    ragkernels.FormatError
+        A ValueError: a malformed line or bytes that are not UTF-8
+        (``"<path>:<line>: <what>"``), a duplicate id, or qrels naming a
+        query absent from ``queries.jsonl``. A qrels TSV may omit its
+        header line here (the file is known to be BEIR's).
 
     Examples
     --------
@@ -244,7 +281,7 @@ def load_beir(path: PathLike, split: str = "test") -> BeirDataset:
     keep = [i for i, q in enumerate(qids) if q in qrels]
     if len(keep) != len(qrels):
         missing = sorted(set(qrels) - set(qids))
-        raise ValueError(f"load_beir: {files[2]} judges {len(missing)} queries "
+        raise FormatError(f"load_beir: {files[2]} judges {len(missing)} queries "
                          f"absent from {files[1]}, e.g. {missing[:3]}")
     queries = Queries([qids[i] for i in keep], [qtexts[i] for i in keep])
     return BeirDataset(corpus, queries, qrels)
@@ -256,7 +293,7 @@ def _read_id_text_tsv(path: PathLike) -> Tuple[List[str], List[str]]:
     ids: List[str] = []
     texts: List[str] = []
     seen = set()
-    for n, line in _lines(path):
+    for n, line in _lines(path, ("id", "text")):
         id_, tab, text = line.partition("\t")
         if not tab or not id_.strip():
             raise _fail(path, n, "expected 'id<TAB>text'")
