@@ -1,0 +1,151 @@
+"""The table of fuzz targets: every parser and loader of ragkernels.
+
+Each `Target` writes the fuzz input to a file (``work/<file>``),
+calls one public loader on it, and, when the loader accepts the file,
+checks what came back (fuzz/checks.py). A binary loader is listed once with
+`binary(...)`, which makes two targets: ``<name>`` fuzzes the raw bytes
+(the container checks: magic, sizes, checksums), ``<name>_fixed`` rewrites
+every checksum before loading and mutates the file field by field
+(fuzz/container.py), so that inputs reach the loader's own validation.
+
+Adding a loader is one line in `TARGETS`, e.g.::
+
+    *binary("ivf", lambda p, work: rk.dense.IVFIndex.load(p), seeds.ivf_seeds, checks.check_ivf),
+"""
+from __future__ import annotations
+
+import pathlib
+from dataclasses import dataclass
+from typing import Any, Callable, Dict, Optional, Tuple
+
+import ragkernels as rk
+from fuzz import checks, seeds
+
+Loader = Callable[[pathlib.Path, pathlib.Path], Any]
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    file: str  # where the input is written, relative to the work folder (readers look at the name)
+    load: Loader  # load(path, work): the call under test; work holds the partner files too
+    seeds: Callable[[], seeds.Seeds]
+    check: Optional[Callable[[Any], None]] = None  # on what `load` returned; raises checks.Finding
+    fix_checksums: bool = False  # binary container: fix checksums, mutate structurally
+    aux: Optional[Callable[[], Dict[str, bytes]]] = None  # partner files (paths relative to work), written once
+    after: Optional[Loader] = None  # a second call made whatever `load` did (crashes only)
+    about: str = ""
+
+
+def binary(name: str, load: Loader, make_seeds, check=None, after=None, about: str = "") -> Tuple[Target, Target]:
+    """A binary loader as two targets: raw bytes, and checksums fixed."""
+    return (Target(name, "input.rk", load, make_seeds, check, False, None, None, about + " (raw bytes)"),
+            Target(name + "_fixed", "input.rk", load, make_seeds, check, True, None, after,
+                   about + " (checksums fixed, field-level mutation)"))
+
+
+# --- the calls --------------------------------------------------------------------------------
+
+def _qrels(path, work):
+    return rk.metrics.evaluate(str(path), str(work / "partner.run"), "all_trec")
+
+
+def _run(path, work):
+    return rk.metrics.evaluate(str(work / "partner.qrels"), str(path), "all_trec")
+
+
+def _corpus(path, work):
+    corpus = rk.data.read_corpus(path)
+    checks.check_texts(corpus.ids, corpus.full_texts())
+    return corpus
+
+
+def _queries(path, work):
+    queries = rk.data.read_queries(path)
+    checks.check_texts(queries.ids, queries.texts)
+    return queries
+
+
+def _topics(path, work):
+    queries = rk.data.read_trec_topics_tsv(path)
+    checks.check_texts(queries.ids, queries.texts)
+    return queries
+
+
+def _collection(path, work):
+    corpus = rk.data.read_msmarco_collection(path)
+    checks.check_texts(corpus.ids, corpus.texts)
+    return corpus
+
+
+def _beir_folder(path, work):
+    # load_beir reads a folder: the input is its qrels/test.tsv, beside fixed
+    # corpus.jsonl and queries.jsonl that name every query and doc of the seeds.
+    return rk.data.load_beir(path.parent.parent)
+
+
+def _index_texts(corpus) -> None:
+    """Pipeline stage: the analyzer on texts straight from a file."""
+    if not len(corpus):
+        return
+    try:
+        index = rk.sparse.BM25Index.build(corpus.full_texts(), ids=corpus.ids)
+    except ValueError as e:
+        # build may refuse a text the reader keeps (a lone surrogate from a
+        # JSON escape), with a ValueError naming the document; not UnicodeError.
+        if isinstance(e, UnicodeError):
+            raise
+        return
+    checks.check_sparse(index, "search of an index built from the file")
+
+
+_DEMO_INDEX = []
+
+
+def _search_queries(queries) -> None:
+    """Pipeline stage: query texts from a file through the demo index."""
+    if not _DEMO_INDEX:
+        demo = rk.data.load_demo().corpus
+        _DEMO_INDEX.append(rk.sparse.BM25Index.build(demo.full_texts(), ids=demo.ids))
+    index = _DEMO_INDEX[0]
+    if len(queries):
+        found = {a: index.search(queries.texts[:20], k=5, algorithm=a) for a in checks.ALGORITHMS}
+        for a in checks.ALGORITHMS[1:]:
+            if not checks._same(found[a], found["exhaustive"]):
+                raise checks.Finding(f"demo index: {a} disagrees with exhaustive on queries from the file -- "
+                                     f"{queries.texts[:20]!r}")
+
+
+TARGETS: Tuple[Target, ...] = (
+    Target("trec_qrels", "input.qrels", _qrels, seeds.qrels_seeds, checks.check_evaluation,
+           aux=lambda: {"partner.run": seeds.trec_partners()[1]},
+           about="TREC/BEIR qrels file: rk.metrics.evaluate(qrels_path, run_path, 'all_trec')"),
+    Target("trec_run", "input.run", _run, seeds.run_seeds, checks.check_evaluation,
+           aux=lambda: {"partner.qrels": seeds.trec_partners()[0]},
+           about="TREC run file: rk.metrics.evaluate(qrels_path, run_path, 'all_trec')"),
+    Target("beir_corpus", "corpus.jsonl", _corpus, seeds.corpus_seeds, _index_texts,
+           about="corpus.jsonl: rk.data.read_corpus, then BM25Index.build on its texts"),
+    Target("beir_queries", "queries.jsonl", _queries, seeds.queries_seeds, _search_queries,
+           about="queries.jsonl: rk.data.read_queries, then a search of its texts"),
+    Target("beir_qrels", "dataset/qrels/test.tsv", _beir_folder, seeds.beir_qrels_seeds,
+           aux=lambda: dict(zip(("dataset/corpus.jsonl", "dataset/queries.jsonl"), seeds.beir_partners())),
+           about="qrels/test.tsv: rk.data.load_beir(folder)"),
+    Target("topics_tsv", "topics.tsv", _topics, seeds.topics_seeds, _search_queries,
+           about="qid<TAB>text topics: rk.data.read_trec_topics_tsv"),
+    Target("msmarco_collection", "collection.tsv", _collection, seeds.collection_seeds,
+           about="pid<TAB>passage: rk.data.read_msmarco_collection"),
+    *binary("arrays", lambda p, work: rk.load_arrays(p), seeds.arrays_seeds, checks.touch_arrays,
+            about="any container: rk.load_arrays"),
+    *binary("bm25", lambda p, work: rk.sparse.BM25Index.load(p), seeds.bm25_seeds, checks.check_sparse,
+            about="rk.sparse.BM25Index.load, then every search algorithm against exhaustive"),
+    *binary("impact", lambda p, work: rk.sparse.ImpactIndex.load(p), seeds.impact_seeds, checks.check_sparse,
+            about="rk.sparse.ImpactIndex.load, then every search algorithm against exhaustive"),
+    *binary("flat", lambda p, work: rk.dense.FlatIndex.load(p), seeds.flat_seeds, checks.check_flat,
+            about="rk.dense.FlatIndex.load, then search against float64 scores"),
+    *binary("term_match", lambda p, work: rk.rerank.TermMatchIndex.load(p), seeds.term_match_seeds,
+            checks.check_term_match,
+            after=lambda p, work: checks.run_term_match_unverified(rk.rerank.TermMatchIndex.load(p, verify=False)),
+            about="rk.rerank.TermMatchIndex.load, then term_match against a float64 reference"),
+)
+
+BY_NAME: Dict[str, Target] = {t.name: t for t in TARGETS}
