@@ -133,72 +133,139 @@ def plot_dense() -> Optional[Path]:
     return path
 
 
+FUSION_SYSTEMS = {"ranx": "ranx (prebuilt Runs)", "ranx-dicts": "ranx (from dicts)",
+                  "ragkernels": "ragkernels (dicts)", "ragkernels-arrays": "ragkernels (arrays)"}
+
+
+def _seconds(value: float) -> str:
+    return f"{value:.2f} s" if value >= 1 else f"{value * 1000:.0f} ms"
+
+
 def plot_fusion() -> Optional[Path]:
     """Median seconds per method on 3 runs of 1,000 x 1,000: ranx (prebuilt
-    Runs, and from dicts) vs ragkernels (dicts, arrays); None without fusion.json."""
+    Runs, and from dicts) vs ragkernels (dicts, arrays); None without fusion.json.
+    The legend sits above the axes and each bar carries its value, so no bar
+    is hidden."""
     rows = [r for r in load_rows("fusion") if r["scenario"] == "synth-3"]
     if not rows:
         return None
     methods = list(dict.fromkeys(r["method"] for r in rows))
     systems = list(dict.fromkeys(r["system"] for r in rows))
-    fig, ax = plt.subplots(figsize=(max(8, 0.6 * len(methods) * len(systems) / 2), 4))
-    width = 0.8 / len(systems)
-    for i, system in enumerate(systems):
-        values = [next((r["median_s"] for r in rows if r["method"] == m and r["system"] == system), 0.0)
-                  for m in methods]
-        ax.bar([x + i * width for x in range(len(methods))], values, width, label=system)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(methods))])
-    ax.set_xticklabels(methods, rotation=45, ha="right")
-    ax.set_yscale("log")
-    ax.set_ylabel("median seconds (log scale, lower is better)")
-    ax.set_title("fusing 3 runs of 1,000 queries x 1,000 docs")
-    ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path = OUT / "fusion.png"
-    fig.savefig(path, dpi=110)
+    with plt.rc_context({"font.size": 12}):
+        fig, ax = plt.subplots(figsize=(max(10, 2.9 * len(methods)), 5.2))
+        width = 0.8 / len(systems)
+        for i, system in enumerate(systems):
+            values = [next((r["median_s"] for r in rows if r["method"] == m and r["system"] == system), 0.0)
+                      for m in methods]
+            bars = ax.bar([x + i * width for x in range(len(methods))], values, width,
+                          label=FUSION_SYSTEMS.get(system, system))
+            ax.bar_label(bars, labels=[_seconds(v) if v else "" for v in values], fontsize=9, padding=2)
+        ax.set_xticks([x + 0.4 - width / 2 for x in range(len(methods))])
+        ax.set_xticklabels(methods)
+        ax.set_xlabel("fusion method")
+        ax.set_yscale("log")
+        low, high = ax.get_ylim()
+        ax.set_ylim(low, high * 2.5)  # room for the value labels
+        ax.set_ylabel("median seconds (log scale, lower is better)")
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=len(systems), frameon=False,
+                  fontsize=11)
+        ax.set_title("fusing 3 runs of 1,000 queries x 1,000 docs", pad=34)
+        fig.tight_layout()
+        path = OUT / "fusion.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
     return path
+
+
+# Clue selection: one row of panels per comparison, at most five curves each;
+# "ragkernels hybrid" (the default preset) is in every row as the reference,
+# drawn first, wide and pale, so curves that follow it stay visible; a method
+# keeps its colour across rows.
+SELECT_GROUPS = [
+    ("against baselines", ["top-k passages whole (k = 1, 2, 3)", "hybrid, the top-k passages' tokens",
+                           "BM25 sentences", "dense sentences", "ragkernels hybrid"]),
+    ("ragkernels scorers", ["ragkernels lexical", "ragkernels lexical, corpus IDF", "ragkernels dense",
+                            "ragkernels hybrid"]),
+    ("hybrid variants", ["ragkernels hybrid + MaxSim (external)", "ragkernels hybrid + MMR 0.7",
+                         "ragkernels hybrid, raw-score knapsack", "ragkernels hybrid"]),
+]
+SELECT_STYLE = {
+    "top-k passages whole (k = 1, 2, 3)": dict(color="black", linestyle="--", marker="s"),
+    "hybrid, the top-k passages' tokens": dict(color="red", linestyle="none", marker="*", markersize=13),
+    "BM25 sentences": dict(color="tab:blue", linestyle=":", marker="o"),
+    "dense sentences": dict(color="tab:orange", linestyle=":", marker="o"),
+    "ragkernels lexical": dict(color="tab:green", marker="o"),
+    "ragkernels lexical, corpus IDF": dict(color="tab:olive", marker="^"),
+    "ragkernels dense": dict(color="tab:purple", marker="v"),
+    "ragkernels hybrid": dict(color="tab:brown", marker="o", linewidth=4, alpha=0.5, zorder=1),
+    "ragkernels hybrid + MaxSim (external)": dict(color="tab:pink", marker="^"),
+    "ragkernels hybrid + MMR 0.7": dict(color="tab:gray", marker="v"),
+    "ragkernels hybrid, raw-score knapsack": dict(color="tab:cyan", marker="D"),
+}
+
+
+def _select_series(rows):
+    """{method: [(kept_fraction, row)]}, the single-point rows (whole
+    passages, their token counts) joined into one series each."""
+    series = {}
+    for r in rows:
+        name = r["method"]
+        if name.endswith("passages"):
+            name = "top-k passages whole (k = 1, 2, 3)"
+        elif name.endswith("passages' tokens"):
+            name = "hybrid, the top-k passages' tokens"
+        series.setdefault(name, []).append((r["kept_fraction"], r))
+    return {name: sorted(points, key=lambda p: p[0]) for name, points in series.items()}
 
 
 def plot_select() -> Optional[Path]:
     """Rationale recall and all-kept rate against the kept token fraction,
-    per method, for each split; None without quality_select.json."""
+    per split, as small multiples (see SELECT_GROUPS); None without
+    quality_select.json."""
     rows = load_rows("quality_select")
     if not rows:
         return None
     splits = list(dict.fromkeys(r["split"] for r in rows))
-    fig, axes = plt.subplots(2, len(splits), figsize=(6.5 * len(splits), 9), squeeze=False)
-    for col, split in enumerate(splits):
-        mine = [r for r in rows if r["split"] == split]
-        for row, metric in enumerate(("rationale_recall", "all_kept")):
-            ax = axes[row][col]
-            series = {}  # the single-point rows (whole passages, their token counts) joined into one series each
-            for r in mine:
-                name = r["method"]
-                if name.endswith("passages") or name.endswith("passages' tokens"):
-                    name = ("top-k passages whole (k = 1, 2, 3)" if name.endswith("passages")
-                            else "ragkernels hybrid, the top-k passages' tokens claim by claim")
-                series.setdefault(name, []).append((r["kept_fraction"], r[metric]))
-            colors = iter(plt.get_cmap("tab10").colors)
-            for name, points in series.items():
-                points.sort()
-                style = dict(color="black", linestyle="--", marker="s") if name.startswith("top-k") else \
-                    dict(color="red", linestyle="none", marker="*", markersize=10) if "claim by claim" in name else \
-                    dict(color=next(colors), linestyle="-" if name.startswith("ragkernels") else ":", marker="o")
-                style.setdefault("markersize", 3)
-                ax.plot([p[0] for p in points], [p[1] for p in points], label=name,
-                        linewidth=2.5 if name == "ragkernels hybrid" else 1, **style)
-            if metric == "rationale_recall":
-                ax.axhline(mine[0]["retrieval_ceiling"], color="grey", linewidth=0.8, linestyle=":")
-            ax.axvline(0.3, color="grey", linewidth=0.8, linestyle=":")
-            ax.set_xlabel("fraction of the top-3 passages' tokens kept")
-            ax.set_ylabel(metric.replace("_", " "))
-            ax.set_title(f"SciFact {split} ({mine[0]['claims']} claims): {metric.replace('_', ' ')}")
-            ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    path = OUT / "select_quality.png"
-    fig.savefig(path, dpi=100)
+    columns = [(split, metric) for split in splits for metric in ("rationale_recall", "all_kept")]
+    with plt.rc_context({"font.size": 11}):
+        fig, axes = plt.subplots(len(SELECT_GROUPS), len(columns), figsize=(4.2 * len(columns) + 3.6, 12.5),
+                                 squeeze=False, sharex=True)
+        for col, (split, metric) in enumerate(columns):
+            mine = [r for r in rows if r["split"] == split]
+            series = _select_series(mine)
+            values = [r[metric] for points in series.values() for _, r in points]
+            for row, (group, names) in enumerate(SELECT_GROUPS):
+                ax = axes[row][col]
+                for name in sorted(names, key=lambda n: n != "ragkernels hybrid"):  # the reference underneath
+                    if name not in series:
+                        continue
+                    style = {"linestyle": "-", "linewidth": 1.6, "markersize": 5, **SELECT_STYLE.get(name, {})}
+                    points = series[name]
+                    ax.plot([p[0] for p in points], [p[1][metric] for p in points], label=name, **style)
+                if metric == "rationale_recall":
+                    ax.axhline(mine[0]["retrieval_ceiling"], color="grey", linewidth=0.9, linestyle=":")
+                ax.axvline(0.3, color="grey", linewidth=0.9, linestyle=":")
+                ax.set_ylim(min(values) - 0.03, max(values) + 0.03)
+                ax.grid(alpha=0.3)
+                if row == 0:
+                    ax.set_title(f"SciFact {split} ({mine[0]['claims']} claims)\n{metric.replace('_', ' ')}")
+                if row == len(SELECT_GROUPS) - 1:
+                    ax.set_xlabel("fraction of the top-3\npassages' tokens kept")
+                if col == 0:
+                    ax.set_ylabel(f"{group}\n\n{'rationale recall' if metric == 'rationale_recall' else 'all kept'}")
+                else:
+                    ax.set_ylabel(metric.replace("_", " "))
+        for row, _ in enumerate(SELECT_GROUPS):
+            handles, labels = axes[row][-1].get_legend_handles_labels()
+            axes[row][-1].legend(handles, labels, loc="center left", bbox_to_anchor=(1.04, 0.5), frameon=False,
+                                 fontsize=10.5)
+        fig.suptitle("clue selection on SciFact: rationale sentences kept against tokens kept "
+                     "(dotted: 30% of the tokens; retrieval ceiling)", fontsize=13)
+        fig.tight_layout()
+        path = OUT / "select_quality.png"
+        fig.savefig(path, dpi=100)
+        plt.close(fig)
     return path
 
 
