@@ -1,4 +1,6 @@
 """ragkernels.dense against the numpy reference, faiss, and bad input."""
+import re
+
 import numpy as np
 import pytest
 
@@ -16,8 +18,9 @@ def integer_vectors(rng, n, dim, low=-3, high=4):
 
 def assert_matches_reference(index, docs, queries, k, metric, dtype, exact):
     ids, scores = index.search(queries, k=k)
-    ref_ids, ref_scores = ref.search_ref(docs, queries, k, metric, dtype)
-    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (len(queries), k)
+    width = min(k, max(len(docs), 1))  # k is capped at the corpus (issue 14)
+    ref_ids, ref_scores = (a[:, :width] for a in ref.search_ref(docs, queries, k, metric, dtype))
+    assert ids.dtype == np.int64 and scores.dtype == np.float32 and ids.shape == (len(queries), width)
     if exact:
         np.testing.assert_array_equal(ids, ref_ids)
         np.testing.assert_array_equal(scores, ref_scores.astype(np.float32))
@@ -122,11 +125,19 @@ def test_float16_storage_rounds_like_numpy():
     assert FlatIndex(half).dtype == "float16" and np.shares_memory(FlatIndex(half).vectors, half)
 
 
-def test_k_larger_than_corpus_pads():
+def test_search_caps_k_at_the_number_of_vectors():
     docs = np.eye(3, dtype=np.float32)
-    ids, scores = FlatIndex(docs).search(np.array([[0, 1, 0]], np.float32), k=5)
-    assert ids.tolist() == [[1, 0, 2, -1, -1]]
-    assert scores[0, :3].tolist() == [1, 0, 0] and np.isneginf(scores[0, 3:]).all()
+    for k in (3, 5, 10**12, 2**63 - 1):  # 10**12 columns used to be allocated (issue 14)
+        ids, scores = FlatIndex(docs).search(np.array([[0, 1, 0]], np.float32), k=k)
+        assert ids.tolist() == [[1, 0, 2]] and scores.tolist() == [[1, 0, 0]]
+
+
+@pytest.mark.parametrize("k,error", [(2**63, ValueError), (-(2**70), ValueError), (np.float32(3), TypeError)])
+def test_search_out_of_range_k_gets_a_short_message(k, error):
+    queries = np.ones((1000, 4), np.float32)
+    with pytest.raises(error, match="search: k must be an int") as e:
+        FlatIndex(np.ones((3, 4), np.float32)).search(queries, k=k)
+    assert len(str(e.value)) < 200  # not pybind11's dump of every argument
 
 
 def test_single_document_and_empty_inputs():
@@ -135,9 +146,9 @@ def test_single_document_and_empty_inputs():
     assert ids.tolist() == [[0], [0]] and scores.tolist() == [[-4.0], [-4.0]]
     empty = FlatIndex(np.zeros((0, 4), np.float32))
     ids, scores = empty.search(np.ones((1, 4), np.float32), k=2)
-    assert ids.tolist() == [[-1, -1]] and np.isneginf(scores).all()
+    assert ids.tolist() == [[-1]] and np.isneginf(scores).all()  # one padding column
     ids, scores = one.search(np.zeros((0, 4), np.float32), k=3)
-    assert ids.shape == (0, 3) and scores.shape == (0, 3)
+    assert ids.shape == (0, 1) and scores.shape == (0, 1)
 
 
 def test_cosine_zero_vectors_score_zero():
@@ -201,6 +212,110 @@ def test_to_run_names_documents():
         FlatIndex(np.eye(3, dtype=np.float32)).to_run(ids, scores, ["q1"])
 
 
+@pytest.mark.parametrize("bad", [3, -2, 2**40])
+def test_to_run_refuses_out_of_range_rows_naming_the_position(bad):
+    index = FlatIndex(np.eye(3, dtype=np.float32), ids=["a", "b", "c"])
+    ids = np.array([[0, -1], [1, bad]])
+    with pytest.raises(ValueError, match=rf"to_run: ids\[1, 1\] is {bad}, expected -1 \(padding\) or a row in \[0, 3\)"):
+        index.to_run(ids, np.zeros((2, 2), np.float32), ["q1", "q2"])
+
+
+def test_float16_overflow_at_build_is_refused_naming_the_row():
+    x = np.ones((4, 3), np.float32)
+    x[2, 1] = -70000.0  # past float16's 65504: stored as -inf, every score was -inf (issue 14)
+    with pytest.raises(ValueError, match=r"vectors overflow float16 \(\|x\| > 65504\) in row 2"):
+        FlatIndex(x, dtype="float16")
+    x[2, 1] = 65504.0
+    assert np.isfinite(FlatIndex(x, dtype="float16").vectors).all()
+    with pytest.raises(ValueError, match="NaN or infinity .first in row 2"):
+        FlatIndex(np.where(x > 60000, np.inf, x).astype(np.float32))
+
+
+# ---- loading untrusted files (issue 14): checksums valid, content not -------------
+
+def rewrite(path, **changes):
+    """Save `path` again with sections replaced (None drops one): the checksums
+    are valid, so only load's own checks can refuse the file."""
+    arrays = {k: np.array(v) for k, v in rk.load_arrays(path).items()}
+    for key, value in changes.items():
+        if value is None:
+            arrays.pop(key)
+        else:
+            arrays[key] = value
+    rk.save_arrays(path, arrays, kind="dense-flat-index")
+
+
+def saved_index(tmp_path, metric="l2", dtype="int8"):
+    path = tmp_path / "i.rk"
+    docs = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    FlatIndex(docs, metric=metric, dtype=dtype, ids=["a", "b", "c", "d", "e"]).save(path)
+    return path
+
+
+@pytest.mark.parametrize("changes,match", [
+    (dict(id_offsets=np.array([0, 1, 3, 2, 4, 5])), "id_offsets must rise from 0 to 5"),
+    (dict(id_offsets=np.array([0, 1, 2, 3, 4, 9])), "id_offsets must rise from 0 to 5"),
+    (dict(id_offsets=np.array([-1, 1, 2, 3, 4, 5])), "id_offsets must rise"),
+    (dict(id_offsets=np.array([0, 1, 2, 3, 5])), "section 'id_offsets' must hold 6 int64"),
+    (dict(id_offsets=np.arange(6, dtype=np.int32)), "section 'id_offsets' must hold 6 int64"),
+    (dict(id_bytes=np.frombuffer(b"ab\xffde", np.uint8)), r"ids\[2\] is not valid UTF-8"),
+    (dict(id_bytes=np.frombuffer(b"abcda", np.uint8)), "ids are not unique"),
+    (dict(id_bytes=None), "'id_bytes' must hold uint8"),
+    (dict(meta=np.array([1, -5, 3, 2, 2])), "meta says -5 vectors of dimension 3"),
+    (dict(meta=np.array([1, 5, -3, 2, 2])), "meta says 5 vectors of dimension -3"),
+    (dict(meta=np.array([1, 2**62, 2**62, 2, 2])), "meta says"),
+    (dict(meta=np.array([1, 5, 3, 7, 2])), "unknown metric code 7"),
+    (dict(meta=np.array([1, 5, 3, 2, 2], np.int32)), "meta section must hold 5 int64"),
+    (dict(vectors=None), "has no 'vectors' section"),
+    (dict(vectors=np.zeros(15, np.float32)), "section 'vectors' must hold 15 int8, got 15 float32"),
+    (dict(vectors=np.zeros(14, np.int8)), "section 'vectors' must hold 15 int8, got 14 int8"),
+    (dict(scales=None), "has no 'scales' section"),
+    (dict(scales=np.array([1, 1, np.nan, 1, 1], np.float32)), r"scales\[2\] is nan, expected a finite number >= 0"),
+    (dict(scales=np.array([1, 1, 1, np.inf, 1], np.float32)), r"scales\[3\] is inf"),
+    (dict(scales=np.array([1, -1, 1, 1, 1], np.float32)), r"scales\[1\] is -1.0"),
+    (dict(scales=np.ones(5, np.float64)), "section 'scales' must hold 5 float32"),
+    (dict(row_scale=np.array([1, 1, 1, 1, np.nan], np.float32)), r"row_scale\[4\] is nan, expected a number >= 0"),
+    (dict(row_offset=None), "has no 'row_offset' section"),
+    (dict(row_offset=np.array([0, 0, 1, 0, 0], np.float32)), r"row_offset\[2\] is 1.0, expected a number <= 0"),
+])
+def test_load_refuses_inconsistent_sections_with_valid_checksums(tmp_path, changes, match):
+    path = saved_index(tmp_path)
+    rewrite(path, **changes)
+    with pytest.raises(rk.FormatError, match=f"^{re.escape(str(path))}: .*{match}"):
+        FlatIndex.load(path)
+
+
+@pytest.mark.parametrize("dtype,bad", [("float32", np.nan), ("float32", -np.inf), ("float16", np.inf)])
+def test_load_refuses_non_finite_vectors_naming_the_row(tmp_path, dtype, bad):
+    path = saved_index(tmp_path, metric="ip", dtype=dtype)
+    vectors = np.array(rk.load_arrays(path)["vectors"])
+    vectors[3 * 3 + 1] = bad
+    rewrite(path, vectors=vectors)
+    with pytest.raises(rk.FormatError, match=rf"vectors\[3\] holds NaN or infinity"):
+        FlatIndex.load(path)
+    assert len(FlatIndex.load(path, verify=False)) == 5  # verify=False skips the O(n dim) scans
+
+
+def test_load_ignores_terms_the_metric_does_not_use(tmp_path):
+    # An ip float32 index has no row terms: a stray row_scale must not scale scores.
+    path = saved_index(tmp_path, metric="ip", dtype="float32")
+    queries = np.ones((1, 3), np.float32)
+    before = FlatIndex.load(path).search(queries, k=5)
+    rewrite(path, row_scale=np.array([9, 0, 0, 0, 0], np.float32))
+    for a, b in zip(before, FlatIndex.load(path).search(queries, k=5)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_accepts_what_the_constructor_builds_at_the_edges(tmp_path):
+    # Huge rows give row_offset -inf under L2; a zero row gets scale 0.
+    docs = np.array([[1e20, 1e20], [0, 0], [1, 2]], np.float32)
+    for metric in METRICS:
+        for dtype in ("float32", "int8"):
+            path = tmp_path / f"{metric}-{dtype}.rk"
+            FlatIndex(docs, metric=metric, dtype=dtype).save(path)
+            assert len(FlatIndex.load(path)) == 3
+
+
 @pytest.mark.parametrize("make,error,match", [
     (lambda: FlatIndex(np.ones((3, 4), np.float64)), TypeError, "vectors must be float32"),
     (lambda: FlatIndex(np.ones(4, np.float32)), ValueError, "vectors must be 2-D"),
@@ -224,7 +339,7 @@ def test_bad_index_input(make, error, match):
     (np.ones((2, 4), np.float64), 3, TypeError, "queries must be float32"),
     (np.ones((2, 8), np.float32)[:, ::2], 3, ValueError, "queries must be C-contiguous"),
     (np.array([[np.nan, 0, 0, 0]], np.float32), 3, ValueError, "NaN or infinity"),
-    (np.ones((2, 4), np.float32), 0, ValueError, "k must be >= 1"),
+    (np.ones((2, 4), np.float32), 0, ValueError, r"k must be an int in \[1, "),
     (np.ones((2, 4), np.float32), 2.5, TypeError, "k must be an int"),
     ([[1.0, 2.0, 3.0, 4.0]], 1, TypeError, "queries"),
 ])
@@ -290,11 +405,21 @@ def test_faiss_index_wraps_factory_strings():
     assert (h_ids == c_ids).mean() >= 0.9
 
 
-def test_faiss_index_pads_like_flat_index():
+def test_faiss_index_caps_k_like_flat_index():
     index = FaissIndex("Flat", dim=2)
     index.add(np.eye(2, dtype=np.float32))
-    ids, scores = index.search(np.array([1, 0], np.float32), k=3)
-    assert ids.tolist() == [[0, 1, -1]] and np.isneginf(scores[0, 2])
+    ids, scores = index.search(np.array([1, 0], np.float32), k=10**12)
+    assert ids.tolist() == [[0, 1]] and scores.tolist() == [[1, 0]]
+
+
+def test_faiss_index_pads_what_it_could_not_fill():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((200, 4)).astype(np.float32)
+    index = FaissIndex("IVF8,Flat", dim=4, metric="l2")
+    index.train(x)
+    index.add(x)
+    ids, scores = index.search(x[:1], k=200, nprobe=1)  # one list of 8 probed: fewer than 200 found
+    assert (ids[0] == -1).any() and np.isneginf(scores[ids == -1]).all()
 
 
 @pytest.mark.parametrize("call,error,match", [

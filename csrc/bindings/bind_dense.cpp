@@ -100,12 +100,12 @@ py::dict dense_prepare(py::handle vectors_obj, const std::string& metric_name, c
   const int64_t rows = vectors.shape(0), dim = vectors.shape(1);
   RK_CHECK_ARG(dim >= 1, op, ": vectors must have at least one dimension, got ", describe(vectors));
   RK_CHECK_ARG(rows < (int64_t(1) << 32), op, ": more than 2^32 - 1 vectors are not supported");
-  bool finite;
+  int64_t bad_row;
   {
     py::gil_scoped_release nogil;
-    finite = dense::all_finite(vectors.data(), is_half ? Storage::kFloat16 : Storage::kFloat32, rows * dim);
+    bad_row = dense::first_non_finite_row(vectors.data(), is_half ? Storage::kFloat16 : Storage::kFloat32, rows, dim);
   }
-  RK_CHECK_ARG(finite, op, ": vectors contain NaN or infinity");
+  RK_CHECK_ARG(bad_row < 0, op, ": vectors contain NaN or infinity (first in row ", bad_row, ")");
 
   py::dict out;
   py::object stored = vectors;
@@ -127,7 +127,11 @@ py::dict dense_prepare(py::handle vectors_obj, const std::string& metric_name, c
     {
       py::gil_scoped_release nogil;
       dense::convert_float16(in, hv);
+      bad_row = dense::first_non_finite_row(hv.data, Storage::kFloat16, rows, dim);
     }
+    // Past float16's range a value became inf and every score -inf (issue 14).
+    RK_CHECK_ARG(bad_row < 0, op, ": vectors overflow float16 (|x| > 65504) in row ", bad_row,
+                 "; scale them down or use dtype=\"float32\"");
     stored = h.view("float16");
   }
   const py::array stored_array = stored;
@@ -178,12 +182,24 @@ py::tuple dense_search(py::handle vectors_obj, const std::string& dtype_name, co
   return py::make_tuple(ids, scores);
 }
 
+// The first row of stored vectors holding NaN or inf, or -1: the cheap check
+// FlatIndex.load applies to a file (one pass, parallel, no copy).
+int64_t dense_first_non_finite_row(py::handle vectors_obj, const std::string& dtype_name) {
+  const char* op = "FlatIndex.load";
+  const Storage storage = parse_storage(dtype_name, op);
+  const py::array vectors = as_ndarray(vectors_obj, op, "vectors");
+  check_matrix(vectors, storage, op, "vectors");
+  py::gil_scoped_release nogil;
+  return dense::first_non_finite_row(vectors.data(), storage, vectors.shape(0), vectors.shape(1));
+}
+
 }  // namespace
 
 void bind_dense(py::module_& m) {
   m.def("dense_prepare", &dense_prepare, py::arg("vectors"), py::arg("metric"), py::arg("dtype"));
   m.def("dense_search", &dense_search, py::arg("vectors"), py::arg("dtype"), py::arg("metric"),
         py::arg("row_scale"), py::arg("row_offset"), py::arg("queries"), py::arg("k"));
+  m.def("dense_first_non_finite_row", &dense_first_non_finite_row, py::arg("vectors"), py::arg("dtype"));
 }
 
 }  // namespace ragkernels::bindings

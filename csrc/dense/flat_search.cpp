@@ -1,6 +1,7 @@
 #include "dense/flat_search.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -264,6 +265,22 @@ bool all_finite(const void* data, Storage storage, int64_t count) {
       return true;
   }
   return true;
+}
+
+int64_t first_non_finite_row(const void* data, Storage storage, int64_t rows, int64_t dim) {
+  if (storage == Storage::kInt8 || rows == 0 || dim == 0) return -1;
+  const size_t item = storage == Storage::kFloat32 ? sizeof(float) : sizeof(uint16_t);
+  std::atomic<int64_t> first{rows};
+  parallel_for(0, rows, [&](int64_t r0, int64_t r1) {
+    for (int64_t r = r0; r < std::min(r1, first.load(std::memory_order_relaxed)); ++r) {
+      if (all_finite(static_cast<const char*>(data) + static_cast<size_t>(r * dim) * item, storage, dim)) continue;
+      int64_t seen = first.load();
+      while (r < seen && !first.compare_exchange_weak(seen, r)) {
+      }
+      return;
+    }
+  }, 1024);
+  return first.load() == rows ? -1 : first.load();
 }
 
 }  // namespace ragkernels::dense

@@ -64,4 +64,9 @@ RowTermsWritten row_terms(const FlatVectors& stored, Metric metric, const float*
 // True when every element is finite (float32 or float16 storage).
 bool all_finite(const void* data, Storage storage, int64_t count);
 
+// The first row of a rows x dim contiguous matrix holding a NaN or an
+// infinity, or -1 (always -1 for int8). Parallel over rows; the answer does
+// not depend on the thread count.
+int64_t first_non_finite_row(const void* data, Storage storage, int64_t rows, int64_t dim);
+
 }  // namespace ragkernels::dense

@@ -7,9 +7,12 @@ wraps any faiss index (IVF, HNSW, PQ ... from a factory string) and returns
 results in the same form.
 
 Both return ``(ids, scores)``: int64 row numbers and float32 scores, one row
-per query, best first (higher score first, ties to the lower row), padded with
--1 / -inf when fewer than k vectors exist. For ``metric="l2"`` the score is the
-*negative* squared distance, so higher is better under every metric.
+per query, best first (higher score first, ties to the lower row). k is capped
+at the number of vectors (an empty index gives one column), so the output has
+``min(k, len(index))`` columns and a huge k allocates nothing; -1 / -inf pad
+only what an approximate faiss index could not fill. For ``metric="l2"`` the
+score is the *negative* squared distance, so higher is better under every
+metric.
 
     >>> import numpy as np, ragkernels as rk
     >>> docs = np.array([[1, 0], [0, 1], [1, 1]], dtype=np.float32)
@@ -26,6 +29,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ragkernels import _backend, _core
+from ragkernels._checks import check_int
 from ragkernels._ops import load_arrays, save_arrays
 
 __all__ = ["FaissIndex", "FlatIndex", "METRICS", "DTYPES"]
@@ -38,12 +42,9 @@ _FILE_VERSION = 1
 Results = Tuple[np.ndarray, np.ndarray]
 
 
-def _check_k(k: Any) -> int:
-    if isinstance(k, bool) or not isinstance(k, (int, np.integer)):
-        raise TypeError(f"search: k must be an int, got {type(k).__name__}")
-    if k < 1:
-        raise ValueError(f"search: k must be >= 1, got {k}")
-    return int(k)
+def _check_k(k: Any, n: int) -> int:
+    """k capped at the n vectors (issue 14: k=10**12 must not allocate)."""
+    return min(check_int(k, "k", "search"), max(n, 1))
 
 
 def _check_choice(value: Any, choices: Sequence[str], what: str) -> str:
@@ -74,10 +75,19 @@ def _as_queries(queries: Any) -> Any:
     return queries
 
 
-def _runs(ids: np.ndarray, scores: np.ndarray, query_ids: Sequence[str],
+def _runs(ids: Any, scores: Any, query_ids: Sequence[str],
           doc_ids: Sequence[str]) -> Dict[str, Dict[str, float]]:
+    ids, scores = np.asarray(ids), np.asarray(scores)
+    if ids.ndim != 2 or ids.shape != scores.shape or ids.dtype.kind not in "iu":
+        raise ValueError(f"to_run: ids and scores must be 2-D of one shape, ids integers; got ids "
+                         f"{ids.dtype} {ids.shape} and scores {scores.dtype} {scores.shape}")
     if len(query_ids) != ids.shape[0]:
         raise ValueError(f"to_run: {len(query_ids)} query ids for {ids.shape[0]} result rows")
+    bad = np.argwhere((ids < -1) | (ids >= len(doc_ids)))
+    if len(bad):
+        q, c = bad[0].tolist()
+        raise ValueError(f"to_run: ids[{q}, {c}] is {ids[q, c]}, expected -1 (padding) or a row in "
+                         f"[0, {len(doc_ids)}) of this index")
     run: Dict[str, Dict[str, float]] = {}
     for qid, row_ids, row_scores in zip(query_ids, ids.tolist(), scores.tolist()):
         run[qid] = {doc_ids[d]: s for d, s in zip(row_ids, row_scores) if d >= 0}
@@ -201,14 +211,15 @@ class FlatIndex:
             float32, C-contiguous, finite (numpy or a CPU DLPack tensor; not
             cast: float64 raises TypeError).
         k : int
-            Results per query, >= 1; no upper bound (padded past ``len(self)``).
+            Results per query, >= 1; capped at ``len(self)``.
 
         Returns
         -------
-        ids : int64 array (m, k)
-        scores : float32 array (m, k)
+        ids : int64 array (m, min(k, len(self)))
+        scores : float32 array (m, min(k, len(self)))
+            An empty index gives one column of -1 / -inf.
         """
-        k = _check_k(k)
+        k = _check_k(k, len(self))
         queries = _as_queries(queries)
         where = _backend.device_of(queries)
         if where != self._device:
@@ -224,7 +235,11 @@ class FlatIndex:
         return _backend.as_framework_tensors(queries, found)
 
     def to_run(self, ids: np.ndarray, scores: np.ndarray, query_ids: Sequence[str]) -> Dict[str, Dict[str, float]]:
-        """Search results as a ``{query_id: {doc_id: score}}`` run (needs `ids`)."""
+        """Search results as a ``{query_id: {doc_id: score}}`` run (needs `ids`).
+
+        -1 entries are skipped; an id outside ``[0, len(self))`` raises
+        ValueError naming its position.
+        """
         if self._ids is None:
             raise ValueError("to_run: the index was built without ids")
         return _runs(ids, scores, query_ids, self._ids)
@@ -251,39 +266,101 @@ class FlatIndex:
 
     @classmethod
     def load(cls, path: "str | os.PathLike[str]", *, verify: bool = True) -> "FlatIndex":
-        """Map a saved index: the vectors are read from the file as needed, not copied."""
+        """Map a saved index: the vectors are read from the file as needed, not copied.
+
+        The file is untrusted: besides the checksums (`verify`), every
+        section is checked against what search relies on (sizes, dtypes,
+        id offsets, finite non-negative scales and norm terms), and with
+        `verify` the vectors are scanned for NaN/inf (as the constructor
+        does). Any fault raises `ragkernels.FormatError` naming the file.
+        """
+        name = os.fspath(path)
         arrays = load_arrays(path, kind=_FILE_KIND, verify=verify)
-        meta = arrays.get("meta")
-        if meta is None or len(meta) != 5:
-            raise _core.FormatError(f"{os.fspath(path)}: not a dense index (no meta section)")
-        version, n, dim, metric, dtype = (int(x) for x in meta)
-        if version != _FILE_VERSION:
-            raise _core.FormatError(f"{os.fspath(path)}: dense index version {version}; this ragkernels reads "
-                                    f"version {_FILE_VERSION} (upgrade ragkernels)")
-        if not (0 <= metric < len(METRICS) and 0 <= dtype < len(DTYPES)):
-            raise _core.FormatError(f"{os.fspath(path)}: unknown metric or dtype code")
-        vectors = arrays["vectors"]
-        if vectors.size != n * dim or vectors.dtype != np.dtype(DTYPES[dtype]):
-            raise _core.FormatError(f"{os.fspath(path)}: vectors section does not hold {n} x {dim} {DTYPES[dtype]}")
-        ids = None
-        if "id_offsets" in arrays:
-            offsets, data = arrays["id_offsets"], arrays["id_bytes"].tobytes()
-            if len(offsets) != n + 1 or offsets[-1] != len(data):
-                raise _core.FormatError(f"{os.fspath(path)}: id sections do not match {n} vectors")
-            ids = [data[offsets[i]:offsets[i + 1]].decode("utf-8") for i in range(n)]
-        row_scale = arrays.get("row_scale")
-        if row_scale is None and DTYPES[dtype] == "int8" and METRICS[metric] == "ip":
-            row_scale = arrays.get("scales")  # saved once: the same array
-        needed = {"scales": DTYPES[dtype] == "int8", "row_scale": DTYPES[dtype] == "int8" or metric != 0,
-                  "row_offset": METRICS[metric] == "l2"}
-        for name, array in (("scales", arrays.get("scales")), ("row_scale", row_scale),
-                            ("row_offset", arrays.get("row_offset"))):
-            if needed[name] and (array is None or array.dtype != np.float32 or array.shape != (n,)):
-                raise _core.FormatError(f"{os.fspath(path)}: section '{name}' must hold {n} float32")
+        version, n, dim, metric, dtype = _load_meta(arrays, name)
+        vectors = _section(arrays, "vectors", np.dtype(dtype), n * dim, name)
+        vectors = vectors.reshape(n, dim)
+        if verify and (row := _core.dense_first_non_finite_row(vectors, dtype)) >= 0:
+            raise _core.FormatError(f"{name}: vectors[{row}] holds NaN or infinity")
+        scales, row_scale, row_offset = _load_terms(arrays, n, metric, dtype, name)
         index = cls.__new__(cls)
-        index._init(vectors.reshape(n, dim), arrays.get("scales"), row_scale,
-                    arrays.get("row_offset"), METRICS[metric], DTYPES[dtype], ids)
+        index._init(vectors, scales, row_scale, row_offset, metric, dtype, _load_ids(arrays, n, name))
         return index
+
+
+def _section(arrays: Dict[str, np.ndarray], key: str, dtype: np.dtype, size: int, name: str) -> np.ndarray:
+    """arrays[key], refused unless it holds `size` values of `dtype`."""
+    array = arrays.get(key)
+    if array is None:
+        raise _core.FormatError(f"{name}: dense index has no '{key}' section")
+    if array.dtype != dtype or array.shape != (size,):
+        raise _core.FormatError(f"{name}: section '{key}' must hold {size} {dtype}, got {array.size} "
+                                f"{array.dtype}")
+    return array
+
+
+def _load_meta(arrays: Dict[str, np.ndarray], name: str) -> Tuple[int, int, int, str, str]:
+    meta = arrays.get("meta")
+    if meta is None or meta.dtype != np.int64 or meta.shape != (5,):
+        raise _core.FormatError(f"{name}: not a dense index (the meta section must hold 5 int64)")
+    version, n, dim, metric, dtype = (int(x) for x in meta)
+    if version != _FILE_VERSION:
+        raise _core.FormatError(f"{name}: dense index version {version}; this ragkernels reads "
+                                f"version {_FILE_VERSION} (upgrade ragkernels)")
+    if not (0 <= metric < len(METRICS) and 0 <= dtype < len(DTYPES)):
+        raise _core.FormatError(f"{name}: unknown metric code {metric} or dtype code {dtype}")
+    # The constructor's limits; they also keep n * dim far from overflowing.
+    if not (0 <= n < 2**32 and 1 <= dim < 2**31):
+        raise _core.FormatError(f"{name}: meta says {n} vectors of dimension {dim}; expected "
+                                f"0 <= n < 2**32 and 1 <= dim < 2**31")
+    return version, n, dim, METRICS[metric], DTYPES[dtype]
+
+
+def _load_terms(arrays: Dict[str, np.ndarray], n: int, metric: str, dtype: str,
+                name: str) -> Tuple[Optional[np.ndarray], ...]:
+    """The int8 scales and the metric's per-row terms, each of the range the
+    constructor gives it; sections the index does not use are ignored."""
+    f32 = np.dtype(np.float32)
+    scales = _section(arrays, "scales", f32, n, name) if dtype == "int8" else None
+    row_scale = None
+    if dtype == "int8" and metric == "ip":
+        row_scale = scales  # saved once: the same array
+    elif dtype == "int8" or metric != "ip":
+        row_scale = _section(arrays, "row_scale", f32, n, name)
+    row_offset = _section(arrays, "row_offset", f32, n, name) if metric == "l2" else None
+    # scales = max|v| / 127 is finite; row_scale (1/|row|, 2 * scale) may
+    # overflow to inf and row_offset = -|row|^2 to -inf, never NaN or the
+    # wrong sign, which would reorder results.
+    checks = (("scales", scales, lambda a: np.isfinite(a) & (a >= 0), "a finite number >= 0"),
+              ("row_scale", row_scale, lambda a: a >= 0, "a number >= 0"),
+              ("row_offset", row_offset, lambda a: a <= 0, "a number <= 0"))
+    for key, array, valid, expected in checks:
+        if array is not None and not (ok := valid(array)).all():
+            bad = int(np.argmin(ok))
+            raise _core.FormatError(f"{name}: {key}[{bad}] is {array[bad]}, expected {expected}")
+    return scales, row_scale, row_offset
+
+
+def _load_ids(arrays: Dict[str, np.ndarray], n: int, name: str) -> Optional[List[str]]:
+    """The saved ids, or None; offsets must rise from 0 to the byte count."""
+    if "id_offsets" not in arrays and "id_bytes" not in arrays:
+        return None
+    offsets = _section(arrays, "id_offsets", np.dtype(np.int64), n + 1, name)
+    data = arrays.get("id_bytes")
+    if data is None or data.dtype != np.uint8 or data.ndim != 1:
+        raise _core.FormatError(f"{name}: section 'id_bytes' must hold uint8")
+    if offsets[0] != 0 or offsets[-1] != data.size or (n and (np.diff(offsets) < 0).any()):
+        raise _core.FormatError(f"{name}: id_offsets must rise from 0 to {data.size} (the id bytes), "
+                                f"never decreasing")
+    data, bounds = data.tobytes(), offsets.tolist()
+    ids = []
+    for i in range(n):
+        try:
+            ids.append(data[bounds[i]:bounds[i + 1]].decode("utf-8"))
+        except UnicodeDecodeError as e:
+            raise _core.FormatError(f"{name}: ids[{i}] is not valid UTF-8 ({e.reason})") from None
+    if len(set(ids)) != n:
+        raise _core.FormatError(f"{name}: the ids are not unique")
+    return ids
 
 
 class FaissIndex:
@@ -387,7 +464,7 @@ class FaissIndex:
         (``nprobe=16``, ``efSearch=128``) through faiss.ParameterSpace; they
         stay set for later calls.
         """
-        k = _check_k(k)
+        k = _check_k(k, len(self))
         array = self._vectors(queries, "queries")
         if params:
             space = self._faiss.ParameterSpace()

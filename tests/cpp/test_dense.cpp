@@ -161,5 +161,21 @@ TEST(DenseFlatSearch, AllFiniteSeesNaNInfinityAndHalfInfinity) {
   EXPECT_FALSE(all_finite(half.data(), Storage::kFloat16, 2));
 }
 
+TEST(DenseFlatSearch, FirstNonFiniteRowIsTheFirstOnAnyThreadCount) {  // issue 14
+  std::vector<float> v(5000 * 3, 1.0f);
+  EXPECT_EQ(first_non_finite_row(v.data(), Storage::kFloat32, 5000, 3), -1);
+  v[4321 * 3 + 2] = std::numeric_limits<float>::infinity();
+  v[4999 * 3] = std::nanf("");
+  const int saved = num_threads();
+  for (int threads : {1, 2, 7}) {
+    set_num_threads(threads);
+    EXPECT_EQ(first_non_finite_row(v.data(), Storage::kFloat32, 5000, 3), 4321);
+  }
+  set_num_threads(saved);
+  const std::vector<uint16_t> half = {0x3C00, 0x3C00, 0xFC00, 0x3C00};  // row 1 holds -inf
+  EXPECT_EQ(first_non_finite_row(half.data(), Storage::kFloat16, 2, 2), 1);
+  EXPECT_EQ(first_non_finite_row(nullptr, Storage::kInt8, 2, 2), -1);
+}
+
 }  // namespace
 }  // namespace ragkernels::dense
