@@ -20,10 +20,10 @@ from ragkernels.text import Analyzer
 
 INT32_MAX = 2**31 - 1
 DESCRIPTION = """\
-Fast, exact retrieval and evaluation from the shell, on BEIR and MS MARCO files:
-build a BM25 index of a corpus, search it into a TREC run, evaluate a run as
-trec_eval does, or run the whole pipeline on the demo corpus shipped in the
-package. Each command has its own --help."""
+Fast, exact retrieval and evaluation from the shell, on BEIR and MS MARCO
+files: build a BM25 index of a corpus, search it into a TREC run, evaluate a
+run as trec_eval does, or run the whole pipeline on the demo corpus shipped in
+the package. Each command has its own --help."""
 
 EPILOG = """\
 examples (scifact/ is a BEIR folder: corpus.jsonl, queries.jsonl, qrels/):
@@ -62,8 +62,8 @@ def _add_common(p: argparse.ArgumentParser) -> None:
                    help="no progress bar (a bar is drawn only when stderr is a terminal)")
 
 
-def _subparser(sub, name: str, help: str, description: str, example: str) -> argparse.ArgumentParser:
-    return sub.add_parser(name, help=help, description=description, epilog=f"example:\n  {example}",
+def _subparser(sub, name: str, summary: str, description: str, example: str) -> argparse.ArgumentParser:
+    return sub.add_parser(name, help=summary, description=description, epilog=f"example:\n  {example}",
                           formatter_class=argparse.RawDescriptionHelpFormatter)
 
 
