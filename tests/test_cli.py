@@ -97,6 +97,15 @@ def test_search_k_above_the_corpus_size_never_ends_in_a_traceback_issue14(demo_i
     assert 0 < len(lines) <= 12 * 60
 
 
+@pytest.mark.parametrize("tag", ["a b", "", "tab\there"])
+def test_search_refuses_a_tag_with_whitespace_before_searching_issue14(tag, tmp_path, capsys):
+    # The index does not exist: the tag is refused first.
+    status, _, err = run_cli(["search", tmp_path / "missing.rkidx", QUERIES, tmp_path / "run.trec", "--tag", tag],
+                             capsys)
+    assert status == 2
+    assert "argument --tag: must be non-empty without whitespace" in err and "missing.rkidx" not in err
+
+
 @pytest.mark.parametrize("option", [["-l", "0"], ["-M", "0"], ["-M", str(2**70)]])
 def test_eval_levels_and_depths_out_of_range_are_usage_errors_issue14(option, capsys):
     demo = rk.data.demo_path()

@@ -55,6 +55,13 @@ def _int_option(name: str, minimum: int, maximum: int, hint: str = "") -> Callab
 _THREADS = _int_option("--threads", 1, INT32_MAX, " (leave it out to use every core)")
 
 
+def _tag(text: str) -> str:
+    """The run tag, refused before the search rather than when the run is written."""
+    if not text or any(c.isspace() for c in text):
+        raise argparse.ArgumentTypeError(f"must be non-empty without whitespace (it is one column), got {text!r}")
+    return text
+
+
 def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--threads", type=_THREADS, default=None, metavar="N",
                    help="threads, N >= 1 (default: every core); results do not depend on it")
@@ -100,7 +107,7 @@ def _search_parser(sub) -> None:
     p.add_argument("--algorithm", default="taat", choices=sparse.ALGORITHMS,
                    help="taat: term at a time (default), maxscore: MaxScore, bmw: Block-Max WAND, "
                         "exhaustive: score every document; all give the same results")
-    p.add_argument("--tag", default="ragkernels", help="run tag, the sixth column (default ragkernels)")
+    p.add_argument("--tag", type=_tag, default="ragkernels", help="run tag, the sixth column (default ragkernels)")
     _add_common(p)
 
 
