@@ -116,3 +116,22 @@ def test_topk_long_rows_mostly_nan(dtype, k):
     scores[rng.random(scores.shape) < 0.9] = np.nan
     scores[:, 4000:4010] = np.inf
     assert_topk_equal(scores, k)
+
+
+def test_progress_bar_draws_the_final_line_once_even_after_a_slow_step(capsys):
+    import time
+
+    from tqdm.auto import tqdm
+
+    from ragkernels._progress import ProgressBar
+
+    def final_lines(make):
+        with make() as bar:
+            bar.update(1)
+            time.sleep(0.15)  # longer than tqdm's refresh interval: update() would draw
+            bar.update(2)
+        err = capsys.readouterr().err.replace("\r", "\n")
+        return sum("100%" in line for line in err.splitlines())
+
+    assert final_lines(lambda: tqdm(total=3)) == 2  # the issue-14 symptom, in plain tqdm
+    assert final_lines(lambda: ProgressBar(3, True)) == 1

@@ -533,3 +533,14 @@ def test_lone_surrogate_in_a_token_names_it_in_the_whole_input():
         BM25Index.build(tokens)
     with pytest.raises(ValueError, match=r"search: queries\[1\]\[0\] cannot be encoded as UTF-8"):
         BM25Index.build([["cat"]]).search([["cat"], ["\ud800"]])
+
+
+def test_progress_bars_draw_their_final_line_once_in_a_log(capsys):
+    # tqdm's close() redraws the final state; an update() reaching the total
+    # drew it too, so a log showed "100%" twice (issue 14).
+    BM25Index.build([f"doc {i}" for i in range(20_000)], show_progress=True).search(
+        ["doc"] * 9000, k=1, show_progress=True)
+    rk.text.Analyzer().tokenize(["a b"] * 10, show_progress=True)
+    err = capsys.readouterr().err
+    for desc in ("Index", "Search", "Tokenize"):
+        assert sum("100%" in line and desc in line for line in err.replace("\r", "\n").splitlines()) == 1, err

@@ -28,6 +28,7 @@ import numpy as np
 
 from ragkernels import _core
 from ragkernels._checks import check_int
+from ragkernels._progress import ProgressBar
 from ragkernels.text import Analyzer
 
 __all__ = ["BM25Index", "ImpactIndex", "ALGORITHMS", "METHODS"]
@@ -40,22 +41,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 Results = Tuple[np.ndarray, np.ndarray]
 
 
-class _NoProgress:
-    def __enter__(self) -> "_NoProgress":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
-
-    def update(self, n: int) -> None:
-        return None
-
-
-def _progress(total: Optional[int], show: bool, desc: str):
-    if not show:
-        return _NoProgress()  # tqdm.auto is not even imported: it warns in notebooks without ipywidgets
-    from tqdm.auto import tqdm
-    return tqdm(total=total, desc=desc, unit="doc" if desc == "Index" else "query")
+def _progress(total: Optional[int], show: bool, desc: str) -> ProgressBar:
+    return ProgressBar(total, show, desc, unit="doc" if desc == "Index" else "query")
 
 
 def _batches(items: Iterable, size: int = _BATCH) -> Iterable[list]:

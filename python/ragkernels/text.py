@@ -14,6 +14,7 @@ from typing import Any, Dict, Iterable, List, NamedTuple, Optional, Union
 import numpy as np
 
 from ragkernels import _core
+from ragkernels._progress import ProgressBar
 
 __all__ = ["UNICODE_VERSION", "Analyzer", "SentenceSpans", "split_sentences", "tokenize"]
 
@@ -103,10 +104,8 @@ class Analyzer:
         """
         if not show_progress:
             return self._analyzer.tokenize(texts)
-        from tqdm.auto import tqdm
-
         total = 1 if isinstance(texts, str) else len(texts) if isinstance(texts, Sized) else None
-        with tqdm(total=total, desc="Tokenize", unit="text") as bar:
+        with ProgressBar(total, True, "Tokenize", unit="text") as bar:
             return self._analyzer.tokenize(texts, bar.update)
 
     def term_ids(self, texts: Texts) -> "tuple[np.ndarray, np.ndarray, List[str]]":

@@ -19,6 +19,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ragkernels._checks import Texts, as_texts, check_positive_int
+from ragkernels._progress import ProgressBar
 
 __all__ = ["Encoder", "document_text"]
 
@@ -272,7 +273,6 @@ class Encoder:
         if not texts:
             return
         import torch
-        from tqdm.auto import tqdm
 
         if self._lower:
             texts = [t.lower() for t in texts]
@@ -280,17 +280,14 @@ class Encoder:
         threads = torch.get_num_threads()
         if self.num_threads is not None:
             torch.set_num_threads(self.num_threads)
-        bar = tqdm(total=len(texts), disable=not show_progress, unit="text")
+        bar = ProgressBar(len(texts), show_progress, unit="text")
         try:
             with torch.inference_mode(), bar:
                 # Longest first: the first batch shows the peak memory at once.
                 for start in range(0, len(texts), batch_size):
                     rows = order[start:start + batch_size]
                     yield rows, self._batch([texts[i] for i in rows.tolist()])
-                    if start + batch_size < len(texts):
-                        bar.update(len(rows))
-                    else:  # close() draws the 100% line; update() would draw it a second time
-                        bar.n = len(texts)
+                    bar.update(len(rows))
         finally:
             torch.set_num_threads(threads)
 
