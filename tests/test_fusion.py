@@ -279,18 +279,14 @@ def test_disjoint_runs_and_single_doc():
     assert rk.fusion.fuse([a, b], method="max", norm=None)["q"] == {"c": 7.0, "a": 2.0, "b": 1.0}
 
 
-def test_nan_is_refused():
-    with pytest.raises(ValueError, match=r"runs\[1\]\['q'\]\['x'\] is NaN"):
-        rk.fusion.fuse([{"q": {"x": 1.0}}, {"q": {"x": math.nan}}])
-    ids = np.array([[1, 2]])
-    with pytest.raises(ValueError, match=r"runs\[0\] scores\[0, 1\] is NaN"):
-        rk.fusion.fuse([(ids, np.array([[1.0, np.nan]]))])
-
-
-def test_infinite_scores_follow_ieee_like_ranx():
-    run = {"q": {"a": math.inf, "b": 1.0}}
-    got = rk.fusion.fuse([run, run], method="sum", norm=None)
-    assert got == {"q": {"a": math.inf, "b": 2.0}}
+@pytest.mark.parametrize("bad,name", [(math.nan, "NaN"), (math.inf, "inf"), (-math.inf, "-inf")])
+def test_non_finite_scores_are_refused_naming_run_query_and_doc(bad, name):
+    # One -inf used to turn every fused score of the query into NaN (issue 14).
+    with pytest.raises(ValueError, match=rf"runs\[1\]\['q'\]\['x'\] is {name}; scores must be finite"):
+        rk.fusion.fuse([{"q": {"x": 1.0}}, {"q": {"y": 2.0, "x": bad}}], method="sum")
+    ids = np.array([[1, 2], [3, 4]])
+    with pytest.raises(ValueError, match=rf"runs\[0\] scores\[1, 0\] is {name} \(doc 3, query row 1\)"):
+        rk.fusion.fuse([(ids, np.array([[1.0, 0.5], [bad, 0.0]]))])
 
 
 # ---- bad input ---------------------------------------------------------------------------

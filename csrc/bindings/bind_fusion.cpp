@@ -105,7 +105,8 @@ void walk_docs(PyObject* docs, size_t r, const std::string& qid, DocInterner& in
       throw TypeError(detail::message("fuse: runs[", r, "]['", qid, "'] scores must be numbers, got ",
                                       type_name(value)));
     }
-    RK_CHECK_ARG(!std::isnan(s), "fuse: runs[", r, "]['", qid, "']['", std::string(py::str(key)), "'] is NaN");
+    RK_CHECK_ARG(std::isfinite(s), "fuse: runs[", r, "]['", qid, "']['", std::string(py::str(key)), "'] is ",
+                 fusion::non_finite_name(s), "; scores must be finite");
     ids.push_back(interner.intern(key, out.doc_keys));
     out.lists.scores.push_back(s);
   }

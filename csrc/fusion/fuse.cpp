@@ -116,8 +116,11 @@ void prepare_runs(const RunLists& runs, const FuseOptions& o, int64_t q, Scratch
   s.off.assign(1, 0);
   for (int64_t r = 0; r < R; ++r) {
     const int64_t b = runs.offsets[static_cast<size_t>(q * R + r)], e = runs.offsets[static_cast<size_t>(q * R + r + 1)];
-    for (int64_t i = b; i < e; ++i)
-      RK_CHECK_ARG(!std::isnan(runs.scores[static_cast<size_t>(i)]), "fuse: runs[", r, "] has a NaN score in query ", q);
+    for (int64_t i = b; i < e; ++i) {
+      const double v = runs.scores[static_cast<size_t>(i)];
+      RK_CHECK_ARG(std::isfinite(v), "fuse: runs[", r, "] has a score of ", non_finite_name(v), " in query ", q,
+                   "; scores must be finite");
+    }
     const int64_t at = static_cast<int64_t>(s.docs.size());
     s.docs.insert(s.docs.end(), runs.docs.begin() + b, runs.docs.begin() + e);
     s.vals.insert(s.vals.end(), runs.scores.begin() + b, runs.scores.begin() + e);

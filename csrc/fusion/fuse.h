@@ -3,7 +3,8 @@
 // Input (RunLists): for each query q and run r, a segment of (doc, score)
 // pairs; docs are small per-query ids in [0, n_docs[q]) (the caller maps its
 // doc strings or corpus ids to them), each at most once per segment; scores are
-// float64 and never NaN. A segment is in the run's insertion order; unless the
+// float64 and finite (issue 14: an inf became NaN through min-max and the
+// sums, silently; the callers refuse NaN and +-inf). A segment is in the run's insertion order; unless the
 // run is `presorted` it is first ranked as ranx.Run ranks a dict (ranx_order.h,
 // ties included).
 //
@@ -69,13 +70,16 @@ struct RunLists {
   std::vector<uint8_t> presorted; // n_runs: 1 = segments already in ranx order
 };
 
+// "NaN", "inf" or "-inf": how a refused score is named in messages.
+inline const char* non_finite_name(double s) { return s != s ? "NaN" : s > 0 ? "inf" : "-inf"; }
+
 struct Fused {
   std::vector<int64_t> offsets;  // n_queries + 1
   std::vector<int32_t> docs;     // per-query doc ids, best first
   std::vector<double> scores;
 };
 
-// Throws ValueError on bad options (weights count, k, sigma, phi, NaN scores).
+// Throws ValueError on bad options (weights count, k, sigma, phi, scores not finite).
 Fused fuse(const RunLists& runs, const FuseOptions& options);
 
 }  // namespace ragkernels::fusion

@@ -89,7 +89,8 @@ ArrayRunLists runs_from_arrays(const std::vector<ArrayRun>& runs, int64_t n_quer
           const int64_t id = id_at(a, q, c);
           if (id == -1) continue;
           const double s = score_at(a, q, c);
-          RK_CHECK_ARG(!std::isnan(s), "fuse: runs[", r, "] scores[", q, ", ", c, "] is NaN (doc ", id, ")");
+          RK_CHECK_ARG(std::isfinite(s), "fuse: runs[", r, "] scores[", q, ", ", c, "] is ", non_finite_name(s),
+                       " (doc ", id, ", query row ", q, "); scores must be finite");
           const size_t slot = table.find(id);
           if (table.keys[slot] == -1) {
             table.keys[slot] = id;

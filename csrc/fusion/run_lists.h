@@ -32,7 +32,7 @@ struct ArrayRunLists {
 };
 
 // Throws ValueError naming runs[r] on an id < -1, a repeated id in a row or a
-// NaN score of a real (non -1) id.
+// score of a real (non -1) id that is NaN or +-inf.
 ArrayRunLists runs_from_arrays(const std::vector<ArrayRun>& runs, int64_t n_queries);
 
 }  // namespace ragkernels::fusion

@@ -195,7 +195,9 @@ def fuse(runs: Sequence[RunLike], method: str = "rrf", norm: Optional[str] = "mi
         All of one form. Dicts and Runs must hold the same query ids.
         Array pairs: ids int32/int64 (n_queries, depth_r), -1 pads;
         scores float32/float64 of the same shape; C-contiguous; rows
-        aligned by query, depths may differ. NaN scores are refused.
+        aligned by query, depths may differ. Scores must be finite: NaN
+        and +-inf are refused (ranx lets an inf through, and min-max or a
+        sum turns it into NaN for every doc of the query).
     method : str, default "rrf"
         One of `METHODS` (ranx's names; ``"wrrf"`` is weighted RRF).
     norm : str or None, default "min-max"
@@ -229,7 +231,8 @@ def fuse(runs: Sequence[RunLike], method: str = "rrf", norm: Optional[str] = "mi
         dtypes, non-numeric scores or parameters.
     ValueError
         No runs; unknown method or norm; mismatched query ids or rows;
-        shapes that disagree; non-contiguous arrays; NaN scores; a
+        shapes that disagree; non-contiguous arrays; NaN or inf scores
+        (the message names the run, the query and the doc); a
         repeated doc in an array row; missing or out-of-range params.
 
     Notes

@@ -162,6 +162,8 @@ TEST(FusionFuse, TopKAndEmptyQueries) {
 TEST(FusionFuse, CallerErrors) {
   rf::RunLists l = one_query({{{0, NAN}}}, 1);
   EXPECT_THROW(rf::fuse(l, options(rf::Method::kSum, rf::Norm::kNone)), ragkernels::ValueError);
+  l = one_query({{{0, 1.0}, {1, -INFINITY}}}, 2);  // issue 14: min-max made the whole row NaN
+  EXPECT_THROW(rf::fuse(l, options(rf::Method::kSum, rf::Norm::kMinMax)), ragkernels::ValueError);
   l = one_query({{{0, 1.0}}}, 1);
   EXPECT_THROW(rf::fuse(l, options(rf::Method::kWsum, rf::Norm::kNone)), ragkernels::ValueError);
   rf::FuseOptions o = options(rf::Method::kRrf, rf::Norm::kNone);
