@@ -142,6 +142,22 @@ def test_edge_cases():
     assert no_docs.shape == (0,)
 
 
+def test_maxsim_zero_token_queries_score_zero_in_every_form():
+    # A (0, dim) array has strides (0, 0): it used to fail as "rows must be contiguous" (issue 14).
+    rng = np.random.default_rng(4)
+    docs, doc_offsets = ragged(rng, [2, 0, 3], 4)
+    assert rk.rerank.maxsim(np.zeros((0, 4), np.float32), docs, doc_offsets).tolist() == [0, -np.inf, 0]
+    ragged_form = rk.rerank.maxsim(np.zeros((0, 4), np.float32), docs, doc_offsets,
+                                   query_offsets=np.zeros(3, np.int64))
+    padded = rk.rerank.maxsim(np.ones((2, 3, 4), np.float32), docs, doc_offsets, query_mask=np.zeros((2, 3), bool))
+    no_length = rk.rerank.maxsim(np.zeros((2, 0, 4), np.float32), docs, doc_offsets)
+    for got in (ragged_form, padded, no_length):
+        np.testing.assert_array_equal(got, [[0, -np.inf, 0]] * 2)
+    ids, scores = rk.rerank.maxsim(np.zeros((0, 4), np.float32), docs, doc_offsets, k=2)
+    assert ids.tolist() == [0, 2] and scores.tolist() == [0, 0]
+    assert rk.rerank.maxsim(np.zeros((1, 4), np.float32), docs[:0], np.zeros(1, np.int64)).shape == (0,)
+
+
 def test_nan_and_int8_saturation():
     rng = np.random.default_rng(4)
     docs, doc_offsets = ragged(rng, [4, 4, 4], 16)

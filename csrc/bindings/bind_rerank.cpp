@@ -27,7 +27,9 @@ constexpr const char* kOp = "maxsim";
 template <typename T>
 View2<const T> token_matrix(const py::array& a, const char* arg) {
   const View2<const T> v = view2<T>(a, kOp, arg);
-  RK_CHECK_ARG(v.col_stride == 1 || v.cols <= 1, kOp, ": ", arg,
+  // numpy gives an empty array strides of 0: no rows is contiguous (a
+  // zero-token query scores 0, issue 14).
+  RK_CHECK_ARG(v.col_stride == 1 || v.cols <= 1 || v.rows == 0, kOp, ": ", arg,
                " rows must be contiguous; pass numpy.ascontiguousarray(", arg, ")");
   return v;
 }

@@ -157,7 +157,9 @@ def _ragged_queries(queries: Any, query_mask: Any, query_offsets: Any) -> Tuple[
                          f"query_offsets; got shape {array.shape}")
     num, length = array.shape[:2]
     if query_mask is None:
-        return array.reshape(num * length, -1), np.arange(0, num * length + 1, length, dtype=np.int64)
+        # The width named, not -1: a batch of zero-token queries has no rows to infer it from.
+        offsets = np.arange(num + 1, dtype=np.int64) * length
+        return array.reshape(num * length, array.shape[2]), offsets
     mask = np.asarray(query_mask)
     if mask.shape != (num, length):
         raise ValueError(f"maxsim: query_mask must have shape {(num, length)} (one flag per query token), "
