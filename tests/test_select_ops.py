@@ -454,7 +454,7 @@ EMB = np.ones((3, 4), np.float32)
 
 
 @pytest.mark.parametrize("call,error,match", [
-    (lambda: sel.truncate([0], [1.0], [3], budget=0), ValueError, "budget must be >= 1"),
+    (lambda: sel.truncate([0], [1.0], [3], budget=0), ValueError, r"truncate: budget must be an int in \[1, "),
     (lambda: sel.truncate([0], [1.0], [-3], budget=5), ValueError, r"token_counts\[0\] = -3 is negative"),
     (lambda: sel.truncate([0], [1.0], [3], sufficiency=0.0), ValueError, "sufficiency must be in"),
     (lambda: sel.truncate([0], [-1.0], [3]), ValueError, r"values\[0\] = -1 is negative"),
@@ -467,7 +467,7 @@ EMB = np.ones((3, 4), np.float32)
     (lambda: sel.mmr([1.0, np.nan, 0.2], EMB), ValueError, r"relevance\[1\] = nan is not finite"),
     (lambda: sel.mmr([1.0, 0.5, 0.2], EMB.astype(np.float64)), TypeError, "embeddings must be float32"),
     (lambda: sel.mmr([1.0, 0.5, 0.2]), ValueError, "exactly one of"),
-    (lambda: sel.mmr([1.0, 0.5, 0.2], EMB, k=0), ValueError, "k must be >= 1"),
+    (lambda: sel.mmr([1.0, 0.5, 0.2], EMB, k=0), ValueError, r"mmr: k must be an int in \[1, "),
     (lambda: sel.cosine(np.ones(3, np.float32), EMB), ValueError, "dimension 4"),
     (lambda: sel.bm25([1], sel.Ragged(np.array([1, 2]), np.array([0, 2, 1, 2]))), ValueError,
      "must be non-decreasing"),
@@ -488,7 +488,7 @@ EMB = np.ones((3, 4), np.float32)
                               sentence_embeddings=np.full((2, 4), np.inf, np.float32)), ValueError,
      r"sentence_embeddings\[0, 0\] is not finite"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], token_counts=[1, 1, 1],
-                              budget=0), ValueError, "budget must be >= 1"),
+                              budget=0), ValueError, r"select_clues: budget must be an int in \[1, "),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], mmr_lambda=2.0),
      ValueError, "mmr_lambda"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], mmr_lambda=0.5),
@@ -515,7 +515,7 @@ EMB = np.ones((3, 4), np.float32)
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], temperature=10 ** 400),
      ValueError, "temperature must be"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], max_picks=0), ValueError,
-     "max_picks must be >= 1"),
+     r"max_picks must be an int in \[1, "),
     (lambda: sel.select_clues([0, 2, 1], sentence_terms=[[1]], query_terms=[[1], [1]]), ValueError,
      "non-decreasing"),
     (lambda: sel.select_clues([0, 3], sentence_terms=[[1]] * 3, query_terms=[[1]], token_counts=[1, -1, 1],
@@ -524,6 +524,25 @@ EMB = np.ones((3, 4), np.float32)
 def test_bad_input_raises_naming_the_argument(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+TERMS = dict(sentence_terms=[[1]] * 3, query_terms=[[1]], token_counts=[1, 1, 1])
+
+
+@pytest.mark.parametrize("call,match", [
+    (lambda v: sel.truncate([0], [1.0], [3], budget=v), "truncate: budget"),
+    (lambda v: sel.truncate([0], [1.0], [3], max_dp_cells=v), "truncate: max_dp_cells"),
+    (lambda v: sel.mmr([1.0, 0.5, 0.2], EMB, k=v), "mmr: k"),
+    (lambda v: sel.select_clues([0, 3], budget=v, **TERMS), "select_clues: budget"),
+    (lambda v: sel.select_clues([0, 3], max_picks=v, **TERMS), "select_clues: max_picks"),
+    (lambda v: sel.select_clues([0, 3], max_dp_cells=v, **TERMS), "select_clues: max_dp_cells"),
+])
+def test_ints_past_int64_name_the_argument(call, match):
+    # pybind11 used to say "Unable to cast Python instance of type <class 'int'>" (issue 14).
+    with pytest.raises(ValueError, match=rf"{match} must be an int in \[\d, 2\*\*63 - 1\], got {2**63}"):
+        call(2**63)
+    with pytest.raises(TypeError, match=f"{match} must be an int, got float"):
+        call(3.0)
 
 
 def test_docstring_examples():

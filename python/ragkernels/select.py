@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import math
 import numbers
+import re
 import weakref
 from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ragkernels import _core
-from ragkernels._checks import as_texts
-from ragkernels.text import Analyzer, split_sentences
+from ragkernels._checks import as_texts, check_int
+from ragkernels.text import Analyzer, SentenceSpans, split_sentences
 
 __all__ = ["Clue", "Context", "Ragged", "SCORERS", "SCORER_PRESETS", "TEMPERATURE", "TokenCounter", "bm25",
            "combine_scores", "compress", "cosine", "mmr", "position_prior", "select_clues", "term_ids", "truncate"]
@@ -85,6 +86,12 @@ def _ragged(x: Any, name: str) -> Ragged:
 
 def _groups(groups: Any, n: int) -> np.ndarray:
     return np.array([0, n], np.int64) if groups is None else _ints(groups, "groups")
+
+
+def _opt_int(value: Any, name: str, op: str, minimum: int = 1) -> Optional[int]:
+    """None, or an int in [minimum, 2**63 - 1] (issue 14: 2**63 reached the
+    core as pybind11's "Unable to cast")."""
+    return None if value is None else check_int(value, name, op, minimum=minimum)
 
 
 def _split(values: np.ndarray, offsets: np.ndarray) -> List[np.ndarray]:
@@ -335,7 +342,7 @@ def mmr(relevance: Any, embeddings: Any = None, *, sentence_terms: Any = None, m
     rel = _floats(relevance, "relevance").reshape(-1)
     g = _groups(groups, rel.size)
     n_max = int(np.max(np.diff(g))) if g.size > 1 else 0
-    k = max(n_max, 1) if k is None else k
+    k = max(n_max, 1) if k is None else check_int(k, "k", "mmr")
     t = None if sentence_terms is None else _ragged(sentence_terms, "sentence_terms")
     order, gains, offsets = _core.select_mmr(rel, embeddings, None if t is None else t.values,
                                              None if t is None else t.offsets, g, float(mmr_lambda), int(k))
@@ -405,8 +412,9 @@ def truncate(ranked: Any, values: Any, token_counts: Any, *, budget: Optional[in
         r, offs = rr.values, rr.offsets
         v = np.concatenate([_floats(x, f"values[{i}]").reshape(-1) for i, x in enumerate(values)]) \
             if len(values) else np.zeros(0)
-    selected, offsets = _core.select_truncate(r, v, offs, tokens, _groups(groups, tokens.size), budget,
-                                              sufficiency, order, int(max_dp_cells))
+    selected, offsets = _core.select_truncate(r, v, offs, tokens, _groups(groups, tokens.size),
+                                              _opt_int(budget, "budget", "truncate"), sufficiency, order,
+                                              check_int(max_dp_cells, "max_dp_cells", "truncate", minimum=0))
     return selected if groups is None else _split(selected, offsets)
 
 
@@ -528,8 +536,8 @@ def select_clues(groups: Any, *, query_terms: Any = None, sentence_terms: Any = 
         opt_ints["positions"], opt_ints["passage_ranks"],
         None if external is None else _floats(external, "external").reshape(-1), opt_ints["token_counts"], wv,
         normalization, float(k1), float(b), None if df is None else _ints(df, "df"), num_docs, avgdl, float(mmr_lambda),
-        max_picks, t, similarity, budget, sufficiency, order,
-        int(max_dp_cells))
+        _opt_int(max_picks, "max_picks", "select_clues"), t, similarity, _opt_int(budget, "budget", "select_clues"),
+        sufficiency, order, check_int(max_dp_cells, "max_dp_cells", "select_clues", minimum=0))
     return SelectedClues(relevance, _split(selected, offsets))
 
 # ---- the pipeline: extract -> rerank -> truncate ----------------------------
@@ -547,7 +555,7 @@ class Clue(NamedTuple):
     """One kept sentence, with what a citation needs."""
 
     passage: int  #: index of its passage among the query's passages
-    sentence: int  #: index of the sentence in its passage
+    sentence: int  #: index of the sentence (or window, see `compress`) in its passage
     start: int  #: code-point span of the sentence in its passage
     end: int
     text: str
@@ -616,7 +624,10 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     budget_tokens : int, optional
         Keep at most this many tokens (>= 1): a 0/1 knapsack over the ranked
         clues (exact when small, greedy by value per token otherwise; the
-        values are set by `temperature`).
+        values are set by `temperature`). A sentence longer than the budget
+        is first cut into windows of whole words that fit it, each a clue
+        of its own, so it can still be kept in part (only a single word
+        longer than the budget cannot).
     tokenizer : Hugging Face tokenizer, optional
         Counts tokens (batched, cached); without one, whitespace words.
     scorer : {"hybrid", "lexical", "dense"}, default "hybrid"
@@ -671,9 +682,8 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
             raise ValueError(f"compress: {len(queries)} queries but {len(passage_lists)} passage lists")
         passage_lists = [as_texts(p, "compress", f"passages[{i}]", allow_str=False)
                          for i, p in enumerate(passage_lists)]
-    if budget_tokens is not None and (isinstance(budget_tokens, (bool, np.bool_))
-                                      or not isinstance(budget_tokens, (int, np.integer)) or budget_tokens < 1):
-        raise ValueError(f"compress: budget_tokens must be an int >= 1, got {budget_tokens!r}")
+    budget_tokens = _opt_int(budget_tokens, "budget_tokens", "compress")
+    max_picks = _opt_int(max_picks, "max_picks", "compress")
     if order not in ("document", "rank"):
         raise ValueError(f'compress: order must be "document" or "rank", got {order!r}')
     _temperature(temperature, "compress")
@@ -693,14 +703,17 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
     # Extract: every passage of every query segmented in one parallel call.
     flat_passages = [p for plist in passage_lists for p in plist]
     spans = split_sentences(flat_passages)
-    sentences = [t for t, p in zip(spans.strings(flat_passages), flat_passages) for t in t]
+    sentences = [s for per_passage in spans.strings(flat_passages) for s in per_passage]
+    counter = _counter(tokenizer)
+    tokens = counter(sentences)
+    if budget_tokens is not None and len(tokens) and tokens.max() > budget_tokens:
+        spans, sentences, tokens = _split_overlong(spans, flat_passages, sentences, tokens, budget_tokens, counter)
     passage_of = spans.text_ids()
     passage_start = np.concatenate([[0], np.cumsum([len(p) for p in passage_lists])]).astype(np.int64)
     groups = spans.offsets[passage_start]
     positions = np.arange(len(sentences), dtype=np.int64) - spans.offsets[passage_of]
     query_of_passage = np.repeat(np.arange(len(queries)), [len(p) for p in passage_lists])
     passage_ranks = passage_of - passage_start[query_of_passage[passage_of]] if len(sentences) else passage_of
-    tokens = _counter(tokenizer)(sentences)
 
     arrays: Dict[str, Any] = {}
     dense = weights.get("dense", 0) > 0 or weights.get("passage_dense", 0) > 0
@@ -730,6 +743,47 @@ def compress(query: Union[str, Sequence[str]], passages: Sequence, *, budget_tok
         contexts.append(Context(_join(clues, order), clues, sum(c.tokens for c in clues),
                                 int(tokens[first:groups[g + 1]].sum())))
     return contexts[0] if single else contexts
+
+
+def _windows(passage: str, start: int, end: int, words: int) -> List[Tuple[int, int]]:
+    """Spans of consecutive runs of `words` whitespace-separated words of
+    passage[start:end], in the passage's code points."""
+    bounds = [m.span() for m in re.finditer(r"\S+", passage[start:end])]
+    return [(start + bounds[i][0], start + bounds[min(i + words, len(bounds)) - 1][1])
+            for i in range(0, len(bounds), words)]
+
+
+def _split_overlong(spans: SentenceSpans, passages: List[str], sentences: List[str], tokens: np.ndarray,
+                    budget: int, counter: TokenCounter) -> Tuple[SentenceSpans, List[str], np.ndarray]:
+    """Sentences of more tokens than the budget cut into windows of whole
+    words that fit it (issue 14: a 250,000-word passage without punctuation
+    gave an empty context). With a tokenizer a window of `budget` words may
+    still be too long: its sentence is cut again with half the words, down
+    to one word a window (a single word over the budget stays as it is)."""
+    passage_of = spans.text_ids()
+    pieces: Dict[int, Tuple[List[Tuple[int, int]], List[str], np.ndarray]] = {}
+    for i in np.flatnonzero(tokens > budget).tolist():
+        passage, (start, end) = passages[passage_of[i]], spans.spans[i].tolist()
+        words = budget
+        while True:
+            cuts = _windows(passage, start, end, words)
+            texts = [passage[a:b] for a, b in cuts]
+            counts = counter(texts)
+            if counts.max() <= budget or words == 1:
+                break
+            words = max(1, words // 2)
+        pieces[i] = (cuts, texts, counts)
+    rows, out_sentences, out_tokens = [], [], []
+    per_passage = np.zeros(len(passages), np.int64)
+    for i, row in enumerate(spans.spans.tolist()):
+        cuts, texts, counts = pieces.get(i, ([tuple(row)], [sentences[i]], tokens[i:i + 1]))
+        rows += cuts
+        out_sentences += texts
+        out_tokens.append(counts)
+        per_passage[passage_of[i]] += len(cuts)
+    offsets = np.concatenate([[0], np.cumsum(per_passage)]).astype(np.int64)
+    return (SentenceSpans(np.array(rows, np.int64).reshape(-1, 2), offsets), out_sentences,
+            np.concatenate(out_tokens).astype(np.int64))
 
 
 _DOCUMENT_FREQUENCIES: "weakref.WeakKeyDictionary[Any, np.ndarray]" = weakref.WeakKeyDictionary()
