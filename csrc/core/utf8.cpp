@@ -1,6 +1,7 @@
 #include "core/utf8.h"
 
 #include <cstdint>
+#include <cstring>
 
 namespace ragkernels {
 
@@ -9,6 +10,10 @@ size_t first_invalid_utf8(std::string_view s) {
   const size_t n = s.size();
   size_t i = 0;
   while (i < n) {
+    // ASCII 8 bytes a step: run files and ids are mostly ASCII (10-20 GB/s).
+    uint64_t word;
+    while (i + 8 <= n && (std::memcpy(&word, p + i, 8), (word & 0x8080808080808080ULL) == 0)) i += 8;
+    if (i == n) break;
     const unsigned char c = p[i];
     if (c < 0x80) {
       ++i;

@@ -17,32 +17,6 @@ namespace {
 
 constexpr size_t kPieceBytes = size_t(1) << 20;
 
-// First byte at or after `i` that is not ASCII, or s.size(); 8 bytes a step.
-size_t skip_ascii(std::string_view s, size_t i) {
-  for (; i + 8 <= s.size(); i += 8) {
-    uint64_t w;
-    std::memcpy(&w, s.data() + i, 8);
-    if (w & 0x8080808080808080ULL) break;
-  }
-  while (i < s.size() && static_cast<unsigned char>(s[i]) < 0x80) ++i;
-  return i;
-}
-
-// Offset of the first invalid byte of `s`, or s.size(): ASCII skipped a
-// word at a time, each other sequence checked alone by core/utf8.h.
-size_t first_invalid(std::string_view s) {
-  size_t i = 0;
-  while ((i = skip_ascii(s, i)) < s.size()) {
-    const unsigned char lead = static_cast<unsigned char>(s[i]);
-    const size_t len = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : 2;  // an invalid lead fails below
-    const std::string_view seq = s.substr(i, len);
-    const size_t bad = first_invalid_utf8(seq);
-    if (bad != seq.size() || seq.size() < len) return i + bad;
-    i += len;
-  }
-  return s.size();
-}
-
 bool is_blank(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\v' || c == '\f'; }
 
 // 1-based field of the byte at the end of `prefix` (the line up to it).
@@ -89,7 +63,7 @@ void check_utf8(std::string_view text, const std::string& name, std::initializer
   parallel_for(0, pieces, [&](int64_t lo, int64_t hi) {
     for (int64_t p = lo; p < hi; ++p) {
       const std::string_view piece = text.substr(starts[p], starts[p + 1] - starts[p]);
-      const size_t at = first_invalid(piece);
+      const size_t at = first_invalid_utf8(piece);
       if (at != piece.size()) bad[static_cast<size_t>(p)] = starts[p] + at;
     }
   });

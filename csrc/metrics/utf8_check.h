@@ -3,9 +3,8 @@
 // Ids come back to Python as str, so a file with bytes that are not UTF-8
 // used to end in a bare "'utf-8' codec can't decode byte 0xff" with no file
 // and no line. The readers now check the whole text first, in parallel over
-// ~1 MiB pieces cut at newlines (ASCII words skipped 8 bytes at a time; lines
-// with other bytes go through core/utf8.h), and name file, line, column and
-// field of the first bad byte.
+// ~1 MiB pieces cut at newlines (core/utf8.h, which skips ASCII 8 bytes at a
+// time), and name file, line, column and field of the first bad byte.
 #pragma once
 
 #include <initializer_list>

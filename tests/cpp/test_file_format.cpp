@@ -299,7 +299,7 @@ TEST_F(FileFormat, WrongKind) {
 TEST_F(FileFormat, MissingFileAndDirectory) {
   std::string p = path("nope.rk");
   expect_error<IOError>([&] { MappedFile::open(p); }, p + ": cannot open: No such file or directory");
-  expect_error<IOError>([&] { MappedFile::open(dir_); }, dir_ + ": not a regular file");
+  expect_error<IOError>([&] { MappedFile::open(dir_); }, dir_ + ": not a regular file (a directory, FIFO or device cannot hold a ragkernels file)");
 }
 
 TEST_F(FileFormat, BadArgumentsAreValueErrorsAndWriteNothing) {
