@@ -14,6 +14,7 @@ Adding a loader is one line in `TARGETS`, e.g.::
 """
 from __future__ import annotations
 
+import os
 import pathlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
@@ -147,5 +148,28 @@ TARGETS: Tuple[Target, ...] = (
             after=lambda p, work: checks.run_term_match_unverified(rk.rerank.TermMatchIndex.load(p, verify=False)),
             about="rk.rerank.TermMatchIndex.load, then term_match against a float64 reference"),
 )
+
+
+
+def _selftest(path, work):
+    """A target with planted bugs, to test the runner itself (RK_FUZZ_SELFTEST=1):
+    an input starting with B breaks a check; the first one starting with C
+    crashes the process, the first with @ hangs (one bit from the seeds)."""
+    data = path.read_bytes()[:1]
+    if data == b"B":
+        raise KeyError("planted")
+    marker = work / f"selftest-{data.hex()}"
+    if data in (b"C", b"@") and not marker.exists():
+        marker.touch()
+        if data == b"C":
+            import ctypes
+            ctypes.string_at(0)  # SIGSEGV
+        while True:
+            pass
+    return data
+
+
+if os.environ.get("RK_FUZZ_SELFTEST"):
+    TARGETS += (Target("selftest", "input.bin", _selftest, lambda: {"seed": b"A", "bug": b"B"}, about="planted bugs"),)
 
 BY_NAME: Dict[str, Target] = {t.name: t for t in TARGETS}

@@ -126,3 +126,22 @@ def test_fuzz_target_short_run(tmp_path, target):
     assert proc.returncode == 0, f"{proc.stdout[-3000:]}{proc.stderr[-3000:]}\n{_describe(findings, target)}"
     summary = json.loads((tmp_path / "s.json").read_text())[0]
     assert summary["execs"] > 0, proc.stdout
+
+
+def test_fuzz_runner_reports_crash_hang_and_finding(tmp_path):
+    # RK_FUZZ_SELFTEST adds a target with planted bugs: the runner must
+    # survive the crash and the hang, count all three, keep their inputs
+    # and exit non-zero.
+    _atheris_or_skip()
+    findings = tmp_path / "findings"
+    proc = subprocess.run(
+        [sys.executable, "-m", "fuzz.run", "--target", "selftest", "--seconds", "12", "--timeout", "1",
+         "--cache", str(tmp_path / "cache"), "--findings", str(findings), "--summary", str(tmp_path / "s.json")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "RK_FUZZ_SELFTEST": "1"})
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    summary = json.loads((tmp_path / "s.json").read_text())[0]
+    assert summary["crashes"] >= 1 and summary["hangs"] >= 1 and summary["findings"] == 1, summary
+    artifacts = sorted(p.name.split("-")[0] for p in (findings / "selftest" / "artifacts").iterdir())
+    assert {"crash", "timeout", "died"} <= set(artifacts), artifacts
+    info = json.loads(next((findings / "selftest").glob("*/info.json")).read_text())
+    assert info["exception"] == "KeyError" and (findings / "selftest" / info["signature"] is not None)
