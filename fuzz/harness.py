@@ -141,18 +141,20 @@ def shape_key(obj) -> str:
     return re.sub(r"\d+", _bits, text)[:300]
 
 
-def make_feedback(bits: int = 10):
-    """A function of a string whose code has 2**bits leaves, one per hash
-    bucket: under atheris's instrumentation each distinct outcome of an
+def make_feedback(bits: int = 10, leaf_bits: int = 4):
+    """A function of a string that runs one of 2**bits code paths, one per
+    hash bucket: under atheris's instrumentation each distinct outcome of an
     input (a rejection message, a loaded shape) is new coverage, so that
     libFuzzer keeps inputs which reach new checks of the compiled loaders,
-    which it cannot see."""
+    which it cannot see. Returns the functions to instrument and the
+    feedback function (small functions: atheris instruments a big one
+    slowly)."""
     import zlib
 
     lines = ["def _leaf(h):"]
 
     def emit(depth: int, indent: str) -> None:
-        if depth == bits:
+        if depth == leaf_bits:
             lines.append(indent + "return h")
             return
         lines.append(indent + f"if h & {1 << depth}:")
@@ -161,15 +163,19 @@ def make_feedback(bits: int = 10):
         emit(depth + 1, indent + "    ")
 
     emit(0, "    ")
-    namespace: dict = {}
-    exec(compile("\n".join(lines), "<fuzz-feedback>", "exec"), namespace)  # noqa: S102 - generated above
-    leaf = namespace["_leaf"]
-    mask = (1 << bits) - 1
+    leaves = []
+    for i in range(1 << (bits - leaf_bits)):
+        namespace: dict = {}
+        # One code object per group (its own name), so each gets its own counters.
+        exec(compile("\n".join(lines), f"<fuzz-feedback-{i}>", "exec"), namespace)  # noqa: S102 - generated above
+        leaves.append(namespace["_leaf"])
+    mask, low = (1 << bits) - 1, (1 << leaf_bits) - 1
 
-    def feedback(key: str, _leaf=leaf) -> None:
-        _leaf(zlib.crc32(key.encode("utf-8", "replace")) & mask)
+    def feedback(key: str) -> None:
+        h = zlib.crc32(key.encode("utf-8", "replace")) & mask
+        leaves[h >> leaf_bits](h & low)
 
-    return leaf, feedback
+    return leaves, feedback
 
 
 def _outcome(stage: str, problem: str, e: BaseException, work: str) -> Outcome:
@@ -227,11 +233,46 @@ class Recorder:
         self.last_flush = time.monotonic()
 
 
+def _minimize_sections(target, data: bytes, work: pathlib.Path, signature: str, deadline: float) -> bytes:
+    """Drop whole sections, then trailing elements of each, while the same
+    finding stays (byte chunks would break the container's layout)."""
+    from fuzz import container
+
+    def same(candidate: bytes) -> bool:
+        found = one_input(target, candidate, work)
+        return found is not None and found.signature == signature
+
+    best = container.parse(data)
+    if best is None:
+        return data
+    i = 0
+    while i < len(best.sections) and time.monotonic() < deadline:
+        trial = container.Container(best.kind, best.sections[:i] + best.sections[i + 1:], best.version,
+                                    best.endian, best.flags)
+        if same(container.serialize(trial)):
+            best = trial
+        else:
+            i += 1
+    for s in best.sections:
+        size = container.DTYPES.get(s.dtype, ("", "", 1))[2]
+        cut = len(s.payload) // size // 2
+        while cut >= 1 and time.monotonic() < deadline:
+            keep = s.payload
+            s.payload = keep[:len(keep) - cut * size]
+            if not same(container.serialize(best)):
+                s.payload = keep
+                cut //= 2
+    return container.serialize(best)
+
+
 def minimize(target, data: bytes, work: pathlib.Path, signature: str, budget_s: float = 30.0) -> bytes:
     """Drop chunks of `data` (halving their size) while the same finding
-    stays; gives up after `budget_s` seconds."""
+    stays; for a container, whole sections and elements first. Gives up
+    after `budget_s` seconds."""
     deadline = time.monotonic() + budget_s
     best = data
+    if target.fix_checksums:
+        best = _minimize_sections(target, best, work, signature, deadline)
     chunk = max(1, len(best) // 2)
     while chunk >= 1 and time.monotonic() < deadline:
         i, shrunk = 0, False

@@ -56,8 +56,9 @@ def child_main(args: argparse.Namespace, libfuzzer: List[str]) -> None:
     from fuzz.targets import BY_NAME
 
     target = BY_NAME[args.child]
-    leaf, feedback = harness.make_feedback()
-    atheris.instrument_func(leaf)
+    leaves, feedback = harness.make_feedback()
+    for leaf in leaves:
+        atheris.instrument_func(leaf)
     work = pathlib.Path(args.work)
     harness.prepare(target, work)
     recorder = harness.Recorder(target, pathlib.Path(args.findings))
@@ -133,11 +134,11 @@ def fuzz_target(target, args: argparse.Namespace) -> dict:
         for attempt in range(MAX_RESTARTS + 1):
             left_s = args.seconds - (time.monotonic() - started) if args.seconds else None
             left_runs = args.runs - total["execs"] if args.runs else None
-            if (left_s is not None and left_s < 1) or (left_runs is not None and left_runs <= 0):
+            if attempt and ((left_s is not None and left_s < 1) or (left_runs is not None and left_runs <= 0)):
                 break
             stats_path = work / "stats.json"
             stats_path.unlink(missing_ok=True)
-            budget = [f"-max_total_time={int(left_s)}"] if left_s is not None else [f"-runs={left_runs}"]
+            budget = [f"-max_total_time={max(1, round(left_s))}"] if left_s is not None else [f"-runs={left_runs}"]
             libfuzzer = [str(corpus_dir), str(seeds_dir), *budget, f"-timeout={args.timeout}",
                          f"-rss_limit_mb={args.rss_limit_mb}", f"-max_len={max(4096, 2 * largest)}",
                          f"-artifact_prefix={artifacts}/", "-print_final_stats=1", "-keep_seed=1", *args.libfuzzer]
