@@ -544,3 +544,30 @@ def test_progress_bars_draw_their_final_line_once_in_a_log(capsys):
     err = capsys.readouterr().err
     for desc in ("Index", "Search", "Tokenize"):
         assert sum("100%" in line and desc in line for line in err.replace("\r", "\n").splitlines()) == 1, err
+
+
+def test_load_refuses_repeated_doc_ids_as_build_does(tmp_path):
+    # Found by the fuzzer (bm25_fixed): to_run merged the two documents silently.
+    _, path, _ = _saved_index(tmp_path)
+    forged = _forge(tmp_path, path, "doc_id_chars", lambda a: a.__setitem__(3, ord("0")))  # "d1" -> "d0"
+    with pytest.raises(rk.FormatError, match=f"{forged}: doc id of document 1 repeats an earlier one"):
+        BM25Index.load(forged)
+
+
+def test_load_bounds_the_documents_of_an_impact_index_without_ids(tmp_path):
+    # Found by the fuzzer (impact_fixed): a 2 KB file claimed 2**31 documents
+    # and every search allocated gigabytes.
+    path = tmp_path / "impact.rkidx"
+    ImpactIndex.build([{"cat": 1.0}, {"dog": 2.0}, {}]).save(path)
+    assert ImpactIndex.load(path).num_docs == 3  # a trailing empty document is fine
+    forged = _forge(tmp_path, path, "meta", lambda a: a.__setitem__(2, 2**31))
+    with pytest.raises(rk.FormatError, match="2147483648 documents but only 2 postings and no doc ids"):
+        ImpactIndex.load(forged)
+
+
+def test_token_queries_on_an_index_without_terms_return_empty_rows():
+    # Found by the fuzzer (beir_corpus): "this index has no string vocabulary".
+    index = BM25Index.build(["", "the a"])
+    for queries in ([["cat"]], [{"cat": 1.0}]):
+        docs, scores = index.search(queries, k=2)
+        assert docs.tolist() == [[-1, -1]] and np.isneginf(scores).all()

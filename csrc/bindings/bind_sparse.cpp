@@ -56,6 +56,12 @@ std::vector<std::string_view> text_views(const py::sequence& items, const char* 
   return out;
 }
 
+// Token strings can be looked up: a string vocabulary (even of 0 terms), or
+// an id vocabulary given names at build.
+bool has_strings(const SparseIndex& index) {
+  return index.vocabulary() == sparse::Vocabulary::strings || index.data().vocab_ends.size > 0;
+}
+
 // A 1-D array of T viewed in place; must be contiguous.
 template <typename T>
 const T* contiguous1(const py::array& a, int64_t expected, const char* op, const char* arg) {
@@ -158,7 +164,7 @@ py::tuple text_term_ids(const SparseIndex& index, const py::sequence& texts) {
 // Queries as {token: weight}: tokens flat with end offsets, a weight per token.
 py::tuple search_weighted_tokens(const SparseIndex& index, const py::sequence& tokens, const py::array& offsets,
                                  const py::array& weights, int64_t k, const std::string& algorithm) {
-  RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
+  RK_CHECK_ARG(has_strings(index), "search: this index has no string vocabulary: pass token ids");
   std::vector<py::object> keep_alive;
   const std::vector<std::string_view> flat = utf8_views(tokens, "search", "tokens", keep_alive);
   const std::vector<uint64_t> ends = check_offsets(offsets, "search", "offsets", flat.size());
@@ -192,7 +198,7 @@ std::pair<std::vector<std::string_view>, std::vector<uint64_t>> token_lists(cons
 // Queries as lists of token strings.
 py::tuple search_token_lists(const SparseIndex& index, const py::sequence& queries, int64_t k,
                              const std::string& algorithm, size_t first) {
-  RK_CHECK_ARG(index.data().vocab_ends.size > 0, "search: this index has no string vocabulary: pass token ids");
+  RK_CHECK_ARG(has_strings(index), "search: this index has no string vocabulary: pass token ids");
   std::vector<py::object> keep_alive;
   const auto [flat, ends] = token_lists(queries, "search", "queries", keep_alive, first);
   return run_search(index, ends.size() - 1, k, algorithm, [&](size_t i) {

@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <string_view>
+#include <unordered_set>
 
 #include "core/error.h"
 #include "core/utf8.h"
@@ -98,6 +100,29 @@ void check_ends(const std::string& path, const char* what, const IndexArray<uint
                     " ", i, " is not valid UTF-8 (file corrupt)");
     previous = ends[i];
   }
+}
+
+// Doc ids are unique, as build requires (to_run would merge two documents).
+void check_unique_ids(const std::string& path, const IndexData& d) {
+  std::unordered_set<std::string_view> seen;
+  seen.reserve(d.doc_id_ends.size);
+  for (uint64_t i = 0; i < d.doc_id_ends.size; ++i) {
+    RK_CHECK_FORMAT(seen.insert(string_at(d.doc_id_ends, d.doc_id_chars, i)).second, path, ": doc id of document ", i,
+                    " repeats an earlier one (ids must be unique)");
+  }
+}
+
+// Search sizes its accumulators by num_docs. A BM25 index or one with doc
+// ids stores an entry per document, so the file bounds it; an impact index
+// without ids does not, so its documents without postings are bounded
+// instead (2^20 beyond one per posting): a 2 KB file must not claim 2^31
+// documents and make every search allocate gigabytes.
+constexpr uint64_t kMaxDocsWithoutPostings = uint64_t(1) << 20;
+
+void check_num_docs(const std::string& path, const IndexData& d, uint64_t num_postings) {
+  if (d.scoring == Scoring::bm25 || d.doc_id_ends.size == d.num_docs) return;
+  RK_CHECK_FORMAT(d.num_docs <= num_postings + kMaxDocsWithoutPostings, path, ": ", d.num_docs,
+                  " documents but only ", num_postings, " postings and no doc ids (file corrupt)");
 }
 
 // The scoring parameters and every value derived from the postings at build
@@ -218,6 +243,10 @@ std::shared_ptr<SparseIndex> SparseIndex::load(const std::string& path, bool ver
     for (uint64_t i = 0; i < stop_ends.size; ++i) a.stopwords.emplace_back(string_at(stop_ends, stop_chars, i));
     d.analyzer = std::move(a);
   }
+  check_unique_ids(path, d);
+  uint64_t num_postings = 0;
+  for (uint64_t t = 0; t < terms; ++t) num_postings += d.term_df[t];
+  check_num_docs(path, d, num_postings);
   check_scoring(path, d);
   auto index = std::make_shared<SparseIndex>(std::move(d));
   index->check_maxima(path);
