@@ -434,3 +434,18 @@ def test_faiss_index_pads_what_it_could_not_fill():
 def test_faiss_index_bad_input(call, error, match):
     with pytest.raises(error, match=match):
         call()
+
+
+@pytest.mark.parametrize("metric,dtype,key", [("cosine", "float32", "row_scale"), ("cosine", "int8", "row_scale"),
+                                              ("l2", "float16", "row_scale"), ("l2", "float32", "row_offset"),
+                                              ("l2", "int8", "row_offset")])
+def test_load_recomputes_the_norm_terms_from_the_vectors(tmp_path, metric, dtype, key):
+    # Found by the fuzzer (flat_fixed): a forged row_scale of 1e-38 ranked the
+    # best vector last; sign checks alone let it through.
+    path = saved_index(tmp_path, metric, dtype)
+    terms = np.array(rk.load_arrays(path)[key])
+    terms[3] *= 0.5
+    rewrite(path, **{key: terms})
+    with pytest.raises(rk.FormatError, match=rf"{key}\[3\] is .*, but the stored vectors give"):
+        FlatIndex.load(path)
+    FlatIndex.load(path, verify=False)  # without verify nothing reads the vectors: documented

@@ -182,6 +182,32 @@ py::tuple dense_search(py::handle vectors_obj, const std::string& dtype_name, co
   return py::make_tuple(ids, scores);
 }
 
+// (row_scale, row_offset) of stored vectors, None where the metric has none:
+// what the constructor computed, so FlatIndex.load can hold a file's terms
+// to them (a forged row_scale reorders results; issue 14, fuzzer finding).
+py::tuple dense_row_terms(py::handle vectors_obj, const std::string& dtype_name, const std::string& metric_name,
+                          const py::object& scales_obj) {
+  const char* op = "FlatIndex.load";
+  const Storage storage = parse_storage(dtype_name, op);
+  const Metric metric = parse_metric(metric_name, op);
+  const py::array vectors = as_ndarray(vectors_obj, op, "vectors");
+  check_matrix(vectors, storage, op, "vectors");
+  const FlatVectors v = flat_vectors(vectors, storage, metric);
+  const int64_t rows = vectors.shape(0);
+  const float* scales = optional_terms(scales_obj, rows, op, "scales");
+  RK_CHECK_ARG(storage != Storage::kInt8 || scales != nullptr, op, ": int8 vectors need their scales");
+  py::array_t<float> row_scale(rows), row_offset(rows);
+  dense::RowTermsWritten written;
+  {
+    float* rs = row_scale.mutable_data();
+    float* ro = row_offset.mutable_data();
+    py::gil_scoped_release nogil;
+    written = dense::row_terms(v, metric, scales, rs, ro);
+  }
+  return py::make_tuple(written.scale ? py::object(row_scale) : py::none(),
+                        written.offset ? py::object(row_offset) : py::none());
+}
+
 // The first row of stored vectors holding NaN or inf, or -1: the cheap check
 // FlatIndex.load applies to a file (one pass, parallel, no copy).
 int64_t dense_first_non_finite_row(py::handle vectors_obj, const std::string& dtype_name) {
@@ -200,6 +226,8 @@ void bind_dense(py::module_& m) {
   m.def("dense_search", &dense_search, py::arg("vectors"), py::arg("dtype"), py::arg("metric"),
         py::arg("row_scale"), py::arg("row_offset"), py::arg("queries"), py::arg("k"));
   m.def("dense_first_non_finite_row", &dense_first_non_finite_row, py::arg("vectors"), py::arg("dtype"));
+  m.def("dense_row_terms", &dense_row_terms, py::arg("vectors"), py::arg("dtype"), py::arg("metric"),
+        py::arg("scales"));
 }
 
 }  // namespace ragkernels::bindings

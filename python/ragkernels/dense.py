@@ -272,7 +272,9 @@ class FlatIndex:
         section is checked against what search relies on (sizes, dtypes,
         id offsets, finite non-negative scales and norm terms), and with
         `verify` the vectors are scanned for NaN/inf (as the constructor
-        does). Any fault raises `ragkernels.FormatError` naming the file.
+        does) and the norm terms recomputed from them, bit for bit (both
+        read every vector, which the checksums do anyway). Any fault
+        raises `ragkernels.FormatError` naming the file.
         """
         name = os.fspath(path)
         arrays = load_arrays(path, kind=_FILE_KIND, verify=verify)
@@ -282,6 +284,8 @@ class FlatIndex:
         if verify and (row := _core.dense_first_non_finite_row(vectors, dtype)) >= 0:
             raise _core.FormatError(f"{name}: vectors[{row}] holds NaN or infinity")
         scales, row_scale, row_offset = _load_terms(arrays, n, metric, dtype, name)
+        if verify:
+            _check_row_terms(vectors, dtype, metric, scales, row_scale, row_offset, name)
         index = cls.__new__(cls)
         index._init(vectors, scales, row_scale, row_offset, metric, dtype, _load_ids(arrays, n, name))
         return index
@@ -338,6 +342,17 @@ def _load_terms(arrays: Dict[str, np.ndarray], n: int, metric: str, dtype: str,
             bad = int(np.argmin(ok))
             raise _core.FormatError(f"{name}: {key}[{bad}] is {array[bad]}, expected {expected}")
     return scales, row_scale, row_offset
+
+
+def _check_row_terms(vectors, dtype, metric, scales, row_scale, row_offset, name: str) -> None:
+    """The stored norm terms equal those the constructor computes from the
+    stored vectors, bit for bit: a forged row_scale ranks the best vector last."""
+    expected = _core.dense_row_terms(vectors, dtype, metric, scales)
+    for key, stored, want in (("row_scale", row_scale, expected[0]), ("row_offset", row_offset, expected[1])):
+        if want is not None and not np.array_equal(stored.view(np.uint32), want.view(np.uint32)):
+            bad = int(np.argmax(stored.view(np.uint32) != want.view(np.uint32)))
+            raise _core.FormatError(f"{name}: {key}[{bad}] is {stored[bad]}, but the stored vectors give "
+                                    f"{want[bad]} (file corrupt)")
 
 
 def _load_ids(arrays: Dict[str, np.ndarray], n: int, name: str) -> Optional[List[str]]:
