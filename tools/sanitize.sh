@@ -103,10 +103,11 @@ PY
   # GoogleTest run above keeps the check for the core.
   [ "$MODE" = address ] && export ASAN_OPTIONS=$ASAN_OPTIONS:alloc_dealloc_mismatch=0
   # Under TSan the peers' own thread pools (OpenBLAS in numpy, OpenMP in faiss
-  # and torch) synchronise in code TSan cannot see and report false races;
-  # one thread each leaves only our parallel_for threads to check.
+  # and torch, rayon in Hugging Face tokenizers) synchronise in code TSan
+  # cannot see and report false races; one thread each leaves ours to check.
   if [ "$MODE" = thread ]; then
-    export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+    export OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 RAYON_NUM_THREADS=1 \
+      TOKENIZERS_PARALLELISM=false
   fi
   "$PYTHON" - "$OVERLAY" <<'PY'
 import sys, ragkernels._core as core
