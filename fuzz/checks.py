@@ -45,8 +45,9 @@ def rejection_problem(exc: BaseException, names: Sequence[str]) -> Optional[str]
 def check_ranking(docs: np.ndarray, scores: np.ndarray, n_rows: int, k: int, n_docs: int, what: str) -> None:
     """Shapes (n_rows, k), or (n_rows, min(k, n_docs)) where k is capped at
     the corpus; ids in [-1, n_docs), -1 only as trailing padding (score
-    -inf); no repeated id in a row; scores not NaN, non-increasing."""
-    widths = {k, min(k, n_docs)}
+    -inf); no repeated id in a row; scores not NaN, non-increasing. An
+    empty index returns one padding column."""
+    widths = {k, max(min(k, n_docs), 1)}
     if docs.shape != scores.shape or docs.ndim != 2 or docs.shape[0] != n_rows or docs.shape[1] not in widths:
         raise Finding(f"{what}: wrong result shapes -- {docs.shape} / {scores.shape}, expected ({n_rows}, k) "
                       f"with k in {widths}")
@@ -165,12 +166,13 @@ def check_flat(index) -> None:
     if ids is not None and (len(ids) != n or len(set(ids)) != n):
         raise Finding(f"doc_ids: not one unique id per vector (the constructor refuses that) -- {len(ids)} ids, "
                       f"{len(set(ids))} distinct, {n} vectors")
-    if n * max(dim, 1) > 4_000_000 or dim == 0:
+    # The queries below are (3, dim): a file may say dim = 2**30 with no vectors.
+    if n * max(dim, 1) > 4_000_000 or not 0 < dim <= 100_000:
         return
     rng = np.random.default_rng(1)
     queries = np.concatenate([rng.standard_normal((2, dim)), np.zeros((1, dim))]).astype(np.float32)
     ref, tol = _dense_reference(index, queries)
-    for k in sorted({1, min(n, 5), min(n + 2, 1000)}):
+    for k in sorted({1, max(min(n, 5), 1), min(n + 2, 1000)}):  # k >= 1: k=0 is refused by design
         docs, scores = index.search(queries, k=k)
         check_ranking(docs, scores, len(queries), k, n, f"search k={k}")
         for r in range(len(queries)):

@@ -274,7 +274,7 @@ def saved_index(tmp_path, metric="l2", dtype="int8"):
     (dict(scales=np.array([1, 1, 1, np.inf, 1], np.float32)), r"scales\[3\] is inf"),
     (dict(scales=np.array([1, -1, 1, 1, 1], np.float32)), r"scales\[1\] is -1.0"),
     (dict(scales=np.ones(5, np.float64)), "section 'scales' must hold 5 float32"),
-    (dict(row_scale=np.array([1, 1, 1, 1, np.nan], np.float32)), r"row_scale\[4\] is nan, expected a number >= 0"),
+    (dict(row_scale=np.array([1, 1, 1, 1, np.nan], np.float32)), r"row_scale\[4\] is nan, expected a finite number >= 0"),
     (dict(row_offset=None), "has no 'row_offset' section"),
     (dict(row_offset=np.array([0, 0, 1, 0, 0], np.float32)), r"row_offset\[2\] is 1.0, expected a number <= 0"),
 ])
@@ -449,3 +449,18 @@ def test_load_recomputes_the_norm_terms_from_the_vectors(tmp_path, metric, dtype
     with pytest.raises(rk.FormatError, match=rf"{key}\[3\] is .*, but the stored vectors give"):
         FlatIndex.load(path)
     FlatIndex.load(path, verify=False)  # without verify nothing reads the vectors: documented
+
+
+def test_cosine_refuses_a_vector_too_short_for_float32(tmp_path):
+    # Found by the fuzzer (flat_fixed): 1/|v| of a denormal vector overflows
+    # float32, and the vector scored -inf against itself instead of 1.
+    docs = np.array([[1, 2], [1e-45, 0]], np.float32)
+    with pytest.raises(ValueError, match=r"vectors\[1\] is too short for a float32 cosine"):
+        FlatIndex(docs, metric="cosine")
+    assert len(FlatIndex(docs, metric="ip")) == 2  # inner product and L2 have no 1/|v|
+    path = saved_index(tmp_path, metric="cosine", dtype="float32")
+    terms = np.array(rk.load_arrays(path)["row_scale"])
+    terms[2] = np.inf
+    rewrite(path, row_scale=terms)
+    with pytest.raises(rk.FormatError, match=r"row_scale\[2\] is inf, expected a finite number >= 0"):
+        FlatIndex.load(path, verify=False)

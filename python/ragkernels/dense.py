@@ -138,6 +138,10 @@ class FlatIndex:
             self._init_cuda(vectors, metric, dtype, ids)
             return
         prepared = _core.dense_prepare(vectors, metric, dtype)
+        if metric == "cosine" and not (finite := np.isfinite(prepared["row_scale"])).all():
+            row = int(np.argmin(finite))
+            raise ValueError(f"FlatIndex: vectors[{row}] is too short for a float32 cosine (1/|v| overflows "
+                             f"float32 below |v| ~ 3e-39); scale it up or drop it")
         self._init(prepared["vectors"], prepared["scales"], prepared["row_scale"], prepared["row_offset"],
                    metric, dtype, _check_ids(ids, len(prepared["vectors"])))
 
@@ -331,11 +335,12 @@ def _load_terms(arrays: Dict[str, np.ndarray], n: int, metric: str, dtype: str,
     elif dtype == "int8" or metric != "ip":
         row_scale = _section(arrays, "row_scale", f32, n, name)
     row_offset = _section(arrays, "row_offset", f32, n, name) if metric == "l2" else None
-    # scales = max|v| / 127 is finite; row_scale (1/|row|, 2 * scale) may
-    # overflow to inf and row_offset = -|row|^2 to -inf, never NaN or the
+    # scales = max|v| / 127 is finite; row_scale (1/|row| under cosine, which
+    # the constructor refuses to let overflow, or 2 * scale) too; row_offset =
+    # -|row|^2 may overflow to -inf (the row ranks last), never NaN or the
     # wrong sign, which would reorder results.
     checks = (("scales", scales, lambda a: np.isfinite(a) & (a >= 0), "a finite number >= 0"),
-              ("row_scale", row_scale, lambda a: a >= 0, "a number >= 0"),
+              ("row_scale", row_scale, lambda a: np.isfinite(a) & (a >= 0), "a finite number >= 0"),
               ("row_offset", row_offset, lambda a: a <= 0, "a number <= 0"))
     for key, array, valid, expected in checks:
         if array is not None and not (ok := valid(array)).all():
