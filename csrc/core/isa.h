@@ -15,6 +15,17 @@
 #define RK_ISA_X86 1
 #endif
 
+// Small loops that only need the compiler's own vectorization get an AVX2
+// clone chosen at load time (GCC target_clones, an ifunc). Elsewhere (aarch64,
+// clang) the attribute does not exist, and under TSan GCC instruments the
+// ifunc resolver, which the loader runs before the TSan runtime is up (a
+// segfault at load): there each function is compiled once.
+#if defined(RK_ISA_X86) && !defined(__SANITIZE_THREAD__)
+#define RK_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define RK_TARGET_CLONES
+#endif
+
 namespace ragkernels {
 
 enum class Isa { kBaseline = RK_ISA_BASELINE, kAvx2 = RK_ISA_AVX2, kAvx512 = RK_ISA_AVX512 };

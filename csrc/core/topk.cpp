@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 
 namespace ragkernels {
@@ -64,12 +65,7 @@ inline int64_t unpack_index(unsigned __int128 w) { return 0xFFFFFFFFu - static_c
 // long row most blocks hold no candidate, so the scan asks this of a whole
 // block first. It is the loop worth vector instructions: GCC clones it for
 // AVX2 and picks the clone at load time, so one binary runs on any x86-64
-// (no -march=native).
-#if defined(__GNUC__) && defined(__x86_64__) && !defined(__clang__)
-#define RK_TARGET_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define RK_TARGET_CLONES
-#endif
+// (no -march=native); RK_TARGET_CLONES is in core/isa.h.
 
 template <typename T>
 inline bool any_greater_impl(const T* p, int64_t n, T t) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 #include "dense/candidate_queue.h"
@@ -187,7 +188,7 @@ void convert_float16(ConstView2<float> vectors, View2<uint16_t> out) {
   parallel_for(0, vectors.rows, [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       for (int64_t t = 0; t < vectors.cols; ++t) {
-        const _Float16 h = static_cast<_Float16>(vectors(r, t));
+        const float16 h = static_cast<float16>(vectors(r, t));
         std::memcpy(&out(r, t), &h, sizeof(h));
       }
     }
@@ -208,7 +209,7 @@ double stored_squared_norm(const FlatVectors& v, int64_t r) {
     case Storage::kFloat32:
       return stored_squared_norm(static_cast<const float*>(v.data) + r * v.dim, v.dim);
     case Storage::kFloat16:
-      return stored_squared_norm(static_cast<const _Float16*>(v.data) + r * v.dim, v.dim);
+      return stored_squared_norm(static_cast<const float16*>(v.data) + r * v.dim, v.dim);
     case Storage::kInt8:
       return stored_squared_norm(static_cast<const int8_t*>(v.data) + r * v.dim, v.dim);
   }

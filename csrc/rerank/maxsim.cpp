@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/isa.h"
 #include "core/parallel.h"
 

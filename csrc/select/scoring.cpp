@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/isa.h"
 #include "core/parallel.h"
 
 namespace ragkernels::select {
@@ -110,7 +111,7 @@ void sentence_bm25(const Ragged& query_terms, const Ragged& sentence_terms, Cons
 
 // An AVX2 clone where the processor has it (no FMA: each lane multiplies
 // and adds separately, so every clone returns the same bits).
-__attribute__((target_clones("avx2", "default"))) double dot(const float* x, const float* y, int64_t dim) {
+RK_TARGET_CLONES double dot(const float* x, const float* y, int64_t dim) {
   // 16 independent lanes: the compiler vectorizes them and the additions
   // do not wait on one another; the order is fixed, so is the result.
   constexpr int kLanes = 16;

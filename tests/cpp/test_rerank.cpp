@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "core/float16.h"
 #include "core/parallel.h"
 #include "rerank/maxsim.h"
 
@@ -73,7 +74,7 @@ TEST(MaxSim, ExactOnSmallIntegersForEveryTokenType) {
     std::vector<int64_t> cand;
     for (int64_t q = 0; q < 7; ++q)
       for (int64_t c = -1; c < 9; ++c) cand.push_back(c);
-    std::vector<_Float16> halves(docs.values.begin(), docs.values.end());
+    std::vector<float16> halves(docs.values.begin(), docs.values.end());
     std::vector<int8_t> bytes;
     for (float v : docs.values) bytes.push_back(static_cast<int8_t>(v));
     const std::vector<float> scales(docs.offsets.back(), 0.5f);
