@@ -9,7 +9,7 @@ from ragkernels._version import __version__
 from ragkernels._core import FormatError, get_num_threads
 from ragkernels._ops import load_arrays, save_arrays, set_num_threads, topk
 from ragkernels import data, metrics
-from ragkernels import dense, fusion, hf, prf, rerank, select, sparse, text
+from ragkernels import dense, fusion, hf, prf, rerank, select, sparse, spec, text
 
 __all__ = [
     "FormatError",
@@ -27,6 +27,7 @@ __all__ = [
     "select",
     "set_num_threads",
     "sparse",
+    "spec",
     "text",
     "topk",
 ]
