@@ -255,6 +255,24 @@ def term_match_seeds() -> Seeds:
     return out
 
 
+def datastore_seeds() -> Seeds:
+    """Retrieval datastores (rk.spec.Datastore): demo texts as word ids, and
+    the edges: huge ids (no token table), a one-token vocabulary, repeats,
+    empty sequences."""
+    from ragkernels.spec.datastore import Datastore
+
+    texts, _ = _demo_texts()
+    words: Dict[str, int] = {}
+    seqs = [[words.setdefault(w, len(words)) for w in t.lower().split()] for t in texts[:15]]
+    out = {"demo-words": _saved(Datastore.build(seqs).save),
+           "demo-words-vocab": _saved(Datastore.build(seqs[:5], vocab_size=len(words) + 3).save)}
+    out["tiny"] = _saved(Datastore.build([[1, 2, 3, 4], [1, 2, 3, 5], [2, 3, 4, 6]], vocab_size=7).save)
+    out["huge-ids"] = _saved(Datastore.build([[2**31 - 1, 0, 2**31 - 1], [5, 2**31 - 1]]).save)
+    out["one-token-vocab"] = _saved(Datastore.build([[0, 0, 0], [0]], vocab_size=1).save)
+    out["repeats-empties"] = _saved(Datastore.build([[], [7] * 40, [], [7, 8, 7, 8]]).save)
+    return out
+
+
 def arrays_seeds() -> Seeds:
     out = {}
     dtypes = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64,

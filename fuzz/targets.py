@@ -19,6 +19,8 @@ import pathlib
 from dataclasses import dataclass
 from typing import Any, Callable, Dict, Optional, Tuple
 
+import numpy as np
+
 import ragkernels as rk
 from fuzz import checks, seeds
 
@@ -117,6 +119,90 @@ def _search_queries(queries) -> None:
                                      f"{queries.texts[:20]!r}")
 
 
+def _datastore_contexts(ds) -> list:
+    """Contexts to draft from: windows of the datastore's own text (so that
+    matches are found), a token it may lack, the largest id."""
+    limit = 2**31 if ds.vocab_size is None else ds.vocab_size
+    tokens = [t for t in ds.text.tolist() if 0 <= t < limit]  # (unverified files may hold others)
+    out = [tokens[max(0, i - 5):i + 1] for i in range(0, min(len(tokens), 200), 23)]
+    out += [[0], [2**31 - 1 if ds.vocab_size is None else ds.vocab_size - 1], tokens[-3:] or [0]]
+    return [c for c in out if c]
+
+
+def _occurs(text: list, pattern: list) -> bool:
+    """Whether `pattern` occurs in `text` (it holds no separator, so no
+    occurrence spans two sequences)."""
+    n = len(pattern)
+    return any(text[i:i + n] == pattern for i in range(len(text) - n + 1))
+
+
+def _check_drafts(ds, verified: bool) -> None:
+    from ragkernels.spec.datastore import RetrievalDrafter
+    from ragkernels.spec.tree import TokenTree
+
+    limit = 2**31 if ds.vocab_size is None else ds.vocab_size
+    text = ds.text.tolist()
+    for context in _datastore_contexts(ds):
+        session = RetrievalDrafter(ds, max_candidates=8, max_depth=4).start(np.array(context, np.int64))
+        tree = session.draft(12)
+        TokenTree(tree.tokens, tree.parents, tree.weights)  # a valid tree for the verifiers
+        tokens, parents = tree.tokens.tolist(), tree.parents.tolist()
+        if tokens[0] != context[-1] or any(not 0 <= t < limit for t in tokens):
+            raise checks.Finding(f"datastore draft: root or ids out of range -- {tokens} for {context}")
+        if not verified:
+            continue
+        length = session.match_length
+        if length and not _occurs(text, context[-length:]):
+            raise checks.Finding(f"datastore: a match that is not in the text -- {context[-length:]}")
+        if length < min(16, len(context)) and _occurs(text, context[-length - 1:]):
+            raise checks.Finding(f"datastore: a longer match was missed -- {context[-length - 1:]}")
+        for i in range(1, len(tokens)):
+            path, node = [], i
+            while node > 0:
+                path.append(tokens[node])
+                node = parents[node]
+            if not _occurs(text, context[-length:] + path[::-1]):
+                raise checks.Finding(f"datastore: a drafted path that never follows the match -- {path[::-1]}")
+
+
+def _check_datastore(ds) -> None:
+    """What a verified load promises: the layout, ids in range, the sorted
+    array (against a plain sort when small), the token table, and drafts that
+    are continuations of the longest match."""
+    text, sa, table = ds.text.tolist(), ds.suffix_array.tolist(), ds._core.token_start.tolist()
+    limit = 2**31 if ds.vocab_size is None else ds.vocab_size
+    if len(text) != ds.num_tokens + ds.num_sequences or text[-1] != -1 or text.count(-1) != ds.num_sequences:
+        raise checks.Finding("datastore text: layout does not match num_tokens / num_sequences")
+    if any(t != -1 and not 0 <= t < limit for t in text):
+        raise checks.Finding("datastore text: an id outside [0, vocab_size)")
+    if len(sa) <= 3000:
+        def backward(e):
+            out = []
+            while e >= 0 and text[e] >= 0:
+                out.append(text[e])
+                e -= 1
+            return out
+        expected = sorted((e for e, t in enumerate(text) if t >= 0), key=lambda e: (backward(e), e))
+        if sa != expected:
+            raise checks.Finding("datastore: the suffix array is not the sorted one")
+    if table and any(not table[text[e]] <= r < table[text[e] + 1] for r, e in enumerate(sa)):
+        raise checks.Finding("datastore: token_start does not match the suffix array")
+    _check_drafts(ds, verified=True)
+
+
+def _datastore_unverified(path, work) -> None:
+    """After load(verify=False): drafts may be wrong, never out of bounds or out of vocabulary."""
+    from ragkernels.spec.datastore import Datastore
+
+    _check_drafts(Datastore.load(path, verify=False), verified=False)
+
+
+def _load_datastore(path, work):
+    from ragkernels.spec.datastore import Datastore
+
+    return Datastore.load(path)
+
+
 TARGETS: Tuple[Target, ...] = (
     Target("trec_qrels", "input.qrels", _qrels, seeds.qrels_seeds, checks.check_evaluation,
            aux=lambda: {"partner.run": seeds.trec_partners()[1]},
@@ -147,6 +233,8 @@ TARGETS: Tuple[Target, ...] = (
             checks.check_term_match,
             after=lambda p, work: checks.run_term_match_unverified(rk.rerank.TermMatchIndex.load(p, verify=False)),
             about="rk.rerank.TermMatchIndex.load, then term_match against a float64 reference"),
+    *binary("datastore", _load_datastore, seeds.datastore_seeds, _check_datastore, after=_datastore_unverified,
+            about="rk.spec.Datastore.load, then the sorted array and drafts against brute force"),
 )
 
 

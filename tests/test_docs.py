@@ -10,7 +10,8 @@ import pytest
                                     "ragkernels.dense", "ragkernels.fusion", "ragkernels.prf",
                                     "ragkernels.hf.encoder", "ragkernels.rerank", "ragkernels.hf.listwise",
                                     "ragkernels.hf.cross_encoder", "ragkernels.select",
-                                    "ragkernels.spec.tree", "ragkernels.spec.drafters"])
+                                    "ragkernels.spec.tree", "ragkernels.spec.drafters",
+                                    "ragkernels.spec.datastore"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

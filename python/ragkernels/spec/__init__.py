@@ -7,8 +7,9 @@ longest path the target agrees with. The output is exactly what the target
 alone would produce. ``ragkernels.hf.speculative_generate`` runs the loop for
 transformers models; docs/spec.md describes the design.
 """
+from ragkernels.spec.datastore import Datastore, Match, RetrievalDrafter, RetrievalSession
 from ragkernels.spec.drafters import PromptLookupDrafter, PromptLookupSession, SuffixDrafter, SuffixSession
 from ragkernels.spec.tree import Accepted, TokenTree, merge, verify_greedy, verify_sampling
 
-__all__ = ["Accepted", "PromptLookupDrafter", "PromptLookupSession", "SuffixDrafter", "SuffixSession", "TokenTree",
-           "merge", "verify_greedy", "verify_sampling"]
+__all__ = ["Accepted", "Datastore", "Match", "PromptLookupDrafter", "PromptLookupSession", "RetrievalDrafter",
+           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "merge", "verify_greedy", "verify_sampling"]
