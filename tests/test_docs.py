@@ -11,7 +11,7 @@ import pytest
                                     "ragkernels.hf.encoder", "ragkernels.rerank", "ragkernels.hf.listwise",
                                     "ragkernels.hf.cross_encoder", "ragkernels.select",
                                     "ragkernels.spec.tree", "ragkernels.spec.drafters",
-                                    "ragkernels.spec.datastore"])
+                                    "ragkernels.spec.datastore", "ragkernels.hf.spec", "ragkernels.hf.cache"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

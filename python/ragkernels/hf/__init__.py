@@ -7,6 +7,9 @@ from ragkernels.hf.cross_encoder import CrossEncoder
 from ragkernels.hf.encoder import Encoder, document_text
 from ragkernels.hf.listwise import ListwiseReranker, parse_permutation
 from ragkernels.hf.sparse_encoder import SparseEncoder, SparseVectors
+from ragkernels.hf.spec import (SpecStats, SpeculativeDecoding, SpeculativeOutput, speculative_decoding,
+                                speculative_generate)
 
-__all__ = ["CrossEncoder", "Encoder", "ListwiseReranker", "SparseEncoder", "SparseVectors", "document_text",
-           "parse_permutation"]
+__all__ = ["CrossEncoder", "Encoder", "ListwiseReranker", "SparseEncoder", "SparseVectors", "SpecStats",
+           "SpeculativeDecoding", "SpeculativeOutput", "document_text", "parse_permutation", "speculative_decoding",
+           "speculative_generate"]
