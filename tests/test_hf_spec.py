@@ -991,7 +991,7 @@ def test_adaptive_length_stops_drafting_when_drafts_fail(steep_cost):
     out = speculative_generate(model, ids, JunkDrafter(), max_new_tokens=150, max_nodes=16, eos_token_id=VOCAB + 5)
     assert torch.equal(out.sequences, ref)
     sizes = out.spec_stats.rows[0].draft_sizes
-    assert sizes[0] == 16  # the first step trusts the drafter
+    assert sizes[0] == 0 and sizes[1] == 16  # the first step measures plain decoding, the next trusts the drafter
     assert sum(s == 0 for s in sizes[10:]) >= 0.9 * len(sizes[10:])  # then plain decoding, a probe now and then
     assert 0 < sum(s > 0 for s in sizes[10:])
 
@@ -1045,37 +1045,50 @@ def test_goodput_policy_rule():
     """The rule of the module docstring on hand-made trees and costs."""
     policy = rkspec._GoodputPolicy(max_nodes=8)
     chain = rks.TokenTree([1, 2, 3, 4, 5], [-1, 0, 1, 2, 3], [1.0, 0.9, 0.8, 0.7, 0.6])
-    assert policy.choose([chain], 1) == 4  # no data: trust the weights, prior cost t ~ x + 63
+    assert policy.choose([chain], 1) == 0  # no data: measure a plain step first
+    policy.observe([root_only := rks.TokenTree([1], [-1])], [np.array([0])], 1, 64.0)
+    assert policy.choose([chain], 1) == 4  # then trust the weights, prior cost t ~ x + 63
     np.testing.assert_allclose(policy.expected_gain(chain), np.cumsum([0.9, 0.8, 0.7, 0.6]))
     root = rks.TokenTree([1], [-1])
     for _ in range(60):  # nothing is ever accepted; a step costs 1 + x
         policy.observe([chain], [np.array([0])], 17, 18.0)
         policy.observe([root], [np.array([0])], 1, 2.0)
-    np.testing.assert_allclose(policy.cost(np.array([1.0, 17.0])), [2.0, 18.0], rtol=0.4)
+    np.testing.assert_allclose(policy.cost(np.array([1.0, 17.0]), 1), [2.0, 18.0], rtol=0.4)
     assert policy.calibration(np.array([1]))[0] < 0.01
     assert policy.choose([chain], 1) == 0  # plain decoding
     assert policy.choose([chain, chain], 2) == 0
     fresh = rkspec._GoodputPolicy(max_nodes=8)
     for _ in range(60):  # always all accepted, flat cost: draft everything
         fresh.observe([chain], [np.arange(5)], 5, 1.0)
-        fresh.observe([chain], [np.arange(5)], 1, 1.0)
+        fresh.observe([root_only], [np.arange(1)], 1, 1.0)
     assert fresh.choose([chain], 1) == 4
     assert fresh.choose([root], 3) == 0
 
 
 def test_forward_cost_fit():
     cost = rkspec._ForwardCost()
-    np.testing.assert_allclose(cost(np.array([1.0, 65.0])), [64.0, 128.0])  # the prior shape
-    cost.add(17.0, 0.8)
-    np.testing.assert_allclose(cost(np.array([17.0, 97.0])), [0.8, 1.6])  # one size: the prior's slope
+    np.testing.assert_allclose(cost(np.array([1.0, 65.0]), 1), [64.0, 128.0])  # the prior shape
+    cost.add(17.0, 0.8, plain=False)
+    np.testing.assert_allclose(cost(np.array([17.0, 97.0]), 1), [0.8, 1.6])  # one size: the prior's slope
     rng = np.random.default_rng(0)
     fit = rkspec._ForwardCost()
     for _ in range(200):  # sizes that vary decide the slope
         x = float(rng.integers(1, 34))
-        fit.add(x, 0.01 + 0.002 * x)
-    np.testing.assert_allclose(fit(np.array([1.0, 33.0])), [0.012, 0.076], rtol=0.15)
-    fit.add(5.0, 100.0)  # a stall is capped at 3x the estimate
-    assert fit(np.array([5.0]))[0] < 0.05
+        fit.add(x, 0.01 + 0.002 * x, plain=x == 1)
+    np.testing.assert_allclose(fit(np.array([1.0, 33.0]), 1), [0.012, 0.076], rtol=0.15)
+    fit.add(5.0, 100.0, plain=False)  # a stall is capped at 3x the estimate
+    assert fit(np.array([5.0]), 1)[0] < 0.05
+
+
+def test_forward_cost_estimates_plain_steps_apart():
+    """A CPU's one-token forward (a matrix-vector product) is far cheaper than
+    the line through the draft sizes says: plain steps are their own mean."""
+    cost = rkspec._ForwardCost()
+    for x in (2.0, 9.0, 17.0, 33.0) * 10:
+        cost.add(x, 0.12 + 0.003 * x, plain=False)
+        cost.add(1.0, 0.07, plain=True)
+    np.testing.assert_allclose(cost(np.array([1.0, 2.0, 33.0]), 1), [0.07, 0.126, 0.219], rtol=0.02)
+    np.testing.assert_allclose(cost(np.array([4.0, 8.0]), 4), [0.07, 0.144], rtol=0.02)  # batch 4: x = 4 is plain
 
 
 def test_fixed_draft_forwards_that_many_nodes():

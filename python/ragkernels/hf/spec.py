@@ -55,15 +55,20 @@ the weights forwarded at depth d, both decayed by 0.95 per step, and
 C = (sum A + 0.25) / (sum W + 0.25) the same over all depths. So c starts
 at 1 (trust the drafter), follows the observed acceptance, and drifts back
 towards 1 while speculation is off (exploration: a probe every few dozen
-plain steps). t(x) is the time of a step whose forward covers x tokens: a
-straight line a + b * x fitted to every step's measured time (drafting,
-forward, verification, rollback; weights decayed by 0.95 per step; a time
-over 3x the current estimate is capped there, as a stall of the machine)
-by ridge regression towards the prior slope of t(x) proportional to
-x + 63 (a 64-token forward costs twice a 1-token one), the prior weighing
-as much as data spread over +-2.8 tokens: measured sizes that vary decide
-the slope, a single size leaves the prior's (before any measurement t is
-the prior itself). k = 0 wins when no draft is expected to pay for its
+plain steps). t(x) is the time of a step whose forward covers x tokens
+(drafting, forward, verification, rollback; weights decayed by 0.95 per
+step; a time over 3x the current estimate is capped there, as a stall of
+the machine). Plain steps (x = B) are estimated apart, by their decayed
+mean: on a CPU a one-token forward is a matrix-vector product and two
+tokens already a matrix-matrix one that also packs the weights (about 2x
+the time for SmolLM2-135M on two cores), so no line fits both; the first
+step is plain, and a plain step is measured again when the last one is
+about 24 steps old. Steps with drafts: a straight line a + b * x by ridge
+regression towards the prior slope of t(x) proportional to x + 63 (a
+64-token forward costs twice a 1-token one), the prior weighing as much as
+data spread over +-2.8 tokens: measured sizes that vary decide the slope,
+a single size leaves the prior's (before any draft is measured, the prior
+scaled to the plain step). k = 0 wins when no draft is expected to pay for its
 cost; ties go to the smaller k. The choice follows measured times, so
 sampling under "adaptive" is not reproducible from a torch seed alone
 (an int `draft` is).
@@ -406,31 +411,57 @@ class _FixedPolicy:
 
 
 class _ForwardCost:
-    """t(x): seconds of a step whose forward covers x tokens, a + b * x by
-    ridge regression over the measured steps (module docstring)."""
+    """t(x): seconds of a step whose forward covers x tokens (module docstring).
+
+    Plain steps (one token per row) are estimated apart from steps with
+    drafts: on a CPU a one-token forward is a matrix-vector product that reads
+    every weight once, while two tokens already make a matrix-matrix product
+    that also packs the weights (about 2x the time for SmolLM2-135M on two
+    cores), so no straight line fits both. Plain: a decayed mean. Drafts:
+    a + b * x by ridge regression towards the prior slope.
+    """
 
     decay = 0.95
     prior_weight = 8.0  # the prior slope counts as much as data spread over +-2.8 tokens
     outlier = 3.0  # a measurement is capped at 3x the current estimate (a stall, not the model)
 
     def __init__(self):
-        self.sums = np.zeros(5)  # weight, x, x^2, t, x*t
+        self.sums = np.zeros(5)  # drafts: weight, x, x^2, t, x*t
+        self.plain = np.zeros(2)  # plain steps: weight, t
 
-    def add(self, x: float, seconds: float) -> None:
+    def add(self, x: float, seconds: float, plain: bool) -> None:
+        if plain:
+            if self.plain[0] > 0:
+                seconds = min(seconds, self.outlier * self.plain[1] / self.plain[0])
+            self.plain = self.plain * self.decay + np.array([1.0, seconds])
+            return
         if self.sums[0] > 0:
-            seconds = min(seconds, self.outlier * float(self(np.array([x]))[0]))
+            seconds = min(seconds, self.outlier * float(self._line(np.array([x]))[0]))
         self.sums = self.sums * self.decay + np.array([1.0, x, x * x, seconds, x * seconds])
 
-    def __call__(self, x: np.ndarray) -> np.ndarray:
+    @property
+    def plain_weight(self) -> float:
+        """How much recent evidence the plain estimate has (1 = one step just now)."""
+        return float(self.plain[0])
+
+    def _line(self, x: np.ndarray) -> np.ndarray:
         w, sx, sxx, st, sxt = self.sums
-        if w == 0:
-            return x + 63.0
         mean_x, mean_t = sx / w, st / w
         prior = mean_t / (mean_x + 63.0)  # t proportional to x + 63, through the mean
         ridge = self.prior_weight * w
         slope = (sxt - sx * mean_t + ridge * prior) / (sxx - sx * mean_x + ridge)
         slope = max(slope, 0.0)  # costs do not fall with more tokens
         return max(mean_t - slope * mean_x, 1e-9) + slope * x
+
+    def __call__(self, x: np.ndarray, batch: int) -> np.ndarray:
+        plain = self.plain[1] / self.plain[0] if self.plain[0] > 0 else None
+        if self.sums[0] > 0:
+            drafts = self._line(x)
+        else:  # no draft measured yet: the prior, scaled to the plain step when known
+            drafts = (x + 63.0) * ((plain / (batch + 63.0)) if plain is not None else 1.0)
+        if plain is None:
+            plain = float(drafts[0]) if self.sums[0] > 0 else batch + 63.0
+        return np.where(x <= batch, plain, drafts)
 
 
 class _GoodputPolicy:
@@ -440,6 +471,7 @@ class _GoodputPolicy:
     depths = 65
     decay = 0.95
     prior = 0.25  # pseudo-observations of full acceptance per depth
+    explore = 0.3  # a plain step is measured again when its weight decays below this (0.95**24)
 
     def __init__(self, max_nodes: int):
         self.max_nodes = max_nodes
@@ -474,8 +506,10 @@ class _GoodputPolicy:
                 g = self.expected_gain(tree)
                 gain[1:len(g) + 1] += g
                 gain[len(g) + 1:] += g[-1]
+        if self.cost.plain_weight < self.explore:
+            return 0  # measure a plain step: the first, then whenever the last is ~24 steps old
         k = np.arange(kmax + 1)
-        goodput = (batch + gain) / self.cost(batch * (k + 1.0))
+        goodput = (batch + gain) / self.cost(batch * (k + 1.0), batch)
         return int(np.argmax(goodput))  # the first maximum: ties go to the smaller k
 
     def observe(self, trees, paths, tokens: int, seconds: float) -> None:
@@ -485,7 +519,7 @@ class _GoodputPolicy:
             if tree.draft_size:
                 np.add.at(self.predicted, np.minimum(tree.depths[1:], self.depths - 1), tree.weights[1:])
             self.accepted[1:min(len(path), self.depths)] += 1.0
-        self.cost.add(float(tokens), seconds)
+        self.cost.add(float(tokens), seconds, plain=all(t.draft_size == 0 for t in trees))
 
 
 # ---- the loop -------------------------------------------------------------------------------
