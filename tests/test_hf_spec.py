@@ -1054,7 +1054,7 @@ def test_goodput_policy_rule():
         policy.observe([chain], [np.array([0])], 17, 18.0)
         policy.observe([root], [np.array([0])], 1, 2.0)
     np.testing.assert_allclose(policy.cost(np.array([1.0, 17.0]), 1), [2.0, 18.0], rtol=0.4)
-    assert policy.calibration(np.array([1]))[0] < 0.01
+    assert policy.calibration(np.array([1]))[0] < 0.02  # prior of one pseudo-observation
     assert policy.choose([chain], 1) == 0  # plain decoding
     assert policy.choose([chain, chain], 2) == 0
     fresh = rkspec._GoodputPolicy(max_nodes=8)
@@ -1197,3 +1197,18 @@ def test_exports():
         assert getattr(hf, name) is getattr(rkspec, name)
     assert hf.cache is rkcache
     assert rkcache.__all__ == ["RollbackLayer", "compact", "crop", "supports_rollback"]
+
+
+def test_goodput_policy_learns_only_from_tested_nodes():
+    """A rejected first node says nothing of the nodes under it: one failed
+    16-node chain lowers the trust in depth 1 only, not in depths 2..16."""
+    policy = rkspec._GoodputPolicy(max_nodes=16)
+    weights = [1.0] + [0.9 ** d for d in range(1, 17)]
+    chain = rks.TokenTree(list(range(17)), list(range(-1, 16)), weights)
+    policy.observe([chain], [np.array([0])], 17, 1.0)
+    np.testing.assert_allclose(policy.predicted[1], 0.9)
+    assert policy.predicted[2:].sum() == 0 and policy.accepted.sum() == 0
+    calibration = policy.calibration(np.arange(1, 17))
+    assert calibration[0] < calibration[1] and np.all(calibration[1:] == calibration[1])
+    policy.observe([chain], [np.arange(4)], 17, 1.0)  # three accepted, the fourth rejected
+    np.testing.assert_allclose(policy.accepted[1:5], [0.95 * 0 + 1, 1, 1, 0])

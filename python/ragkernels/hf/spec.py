@@ -46,14 +46,18 @@ each tree is cut to its k best-weighted nodes (``ragkernels.spec.merge``,
 prefix-closed). The choice maximizes the expected goodput
 
     G(k) = sum_b E_b(k) / t(B * (k + 1)),
-    E_b(k) = 1 + sum over row b's k best nodes i of c[depth_i] * w_i,
+    E_b(k) = 1 + sum over row b's k best nodes i of P_i,
+    P_i = P_parent(i) * min(1, c[depth_i] * w_i / w_parent(i)),
 
 where w_i is the drafter's weight of node i (its estimate that the target
-produces the path to i) and c[d] calibrates the drafter at depth d:
-c[d] = (A[d] + 0.25 * C) / (W[d] + 0.25), A[d] the accepted nodes and W[d]
-the weights forwarded at depth d, both decayed by 0.95 per step, and
-C = (sum A + 0.25) / (sum W + 0.25) the same over all depths. So c starts
-at 1 (trust the drafter), follows the observed acceptance, and drifts back
+produces the path to i), so w_i / w_parent(i) is its probability given its
+parent, and c[d] calibrates the drafter at depth d:
+c[d] = (A[d] + C) / (W[d] + 1), A[d] the accepted nodes and W[d] the
+summed conditional probabilities of the nodes *tested* at depth d (those
+whose parent was accepted: a node under a rejected one says nothing about
+the drafter), both decayed by 0.95 per step, and C = (sum A + 1) /
+(sum W + 1) the same over all depths. So c starts at 1 (trust the
+drafter), follows the observed acceptance, and drifts back
 towards 1 while speculation is off (exploration: a probe every few dozen
 plain steps). t(x) is the time of a step whose forward covers x tokens
 (drafting, forward, verification, rollback; weights decayed by 0.95 per
@@ -470,7 +474,7 @@ class _GoodputPolicy:
 
     depths = 65
     decay = 0.95
-    prior = 0.25  # pseudo-observations of full acceptance per depth
+    prior = 1.0  # pseudo-observations of full acceptance per depth
     explore = 0.3  # a plain step is measured again when its weight decays below this (0.95**24)
 
     def __init__(self, max_nodes: int):
@@ -483,18 +487,36 @@ class _GoodputPolicy:
         return self.max_nodes
 
     def calibration(self, depths: np.ndarray) -> np.ndarray:
-        """c[d]: observed over predicted acceptance at each depth, shrunk
-        towards the all-depth ratio, itself shrunk towards 1."""
+        """c[d]: observed over predicted acceptance of the nodes tested at
+        each depth, shrunk towards the all-depth ratio, itself shrunk
+        towards 1."""
         overall = (self.accepted.sum() + self.prior) / (self.predicted.sum() + self.prior)
         d = np.minimum(depths, self.depths - 1)
         return (self.accepted[d] + self.prior * overall) / (self.predicted[d] + self.prior)
 
+    @staticmethod
+    def _conditional(tree) -> np.ndarray:
+        """Each node's weight over its parent's: the drafter's probability of
+        the node given that its parent was accepted (the root's entry is 1)."""
+        weights = tree.weights.astype(np.float64)
+        parents = tree.parents
+        q = np.ones(len(weights))
+        parent_w = weights[parents[1:]]
+        q[1:] = np.divide(weights[1:], parent_w, out=np.zeros(len(weights) - 1), where=parent_w > 0)
+        return q
+
     def expected_gain(self, tree) -> np.ndarray:
-        """E(k) - 1 for k = 1..draft_size: the calibrated weights of the
-        best k nodes (by weight, then shallower; prefix-closed as merge's)."""
-        weights, depths = tree.weights[1:].astype(np.float64), tree.depths[1:]
-        order = np.lexsort((depths, -weights))
-        return np.cumsum(self.calibration(depths[order]) * weights[order])
+        """E(k) - 1 for k = 1..draft_size: the calibrated path probabilities
+        of the best k nodes (each node's conditional probability times c at
+        its depth, capped at 1, multiplied down the path; best first, then
+        shallower: a prefix-closed set, as merge keeps)."""
+        q, depths, parents = self._conditional(tree), tree.depths, tree.parents
+        p = np.minimum(1.0, self.calibration(depths) * q)
+        path = np.ones(len(q))
+        for i in range(1, len(q)):  # parents come first
+            path[i] = path[parents[i]] * p[i]
+        order = np.lexsort((depths[1:], -path[1:]))
+        return np.cumsum(path[1:][order])
 
     def choose(self, trees, batch: int) -> int:
         kmax = max(t.draft_size for t in trees)
@@ -513,12 +535,19 @@ class _GoodputPolicy:
         return int(np.argmax(goodput))  # the first maximum: ties go to the smaller k
 
     def observe(self, trees, paths, tokens: int, seconds: float) -> None:
+        """Only nodes whose parent was accepted were tested: a node under a
+        rejected one says nothing about the drafter."""
         self.accepted *= self.decay
         self.predicted *= self.decay
         for tree, path in zip(trees, paths):
-            if tree.draft_size:
-                np.add.at(self.predicted, np.minimum(tree.depths[1:], self.depths - 1), tree.weights[1:])
-            self.accepted[1:min(len(path), self.depths)] += 1.0
+            if not tree.draft_size:
+                continue
+            on_path = np.zeros(len(tree), bool)
+            on_path[np.asarray(path)] = True
+            tested = np.flatnonzero(on_path[tree.parents[1:]]) + 1
+            d = np.minimum(tree.depths[tested], self.depths - 1)
+            np.add.at(self.predicted, d, self._conditional(tree)[tested])
+            np.add.at(self.accepted, d, on_path[tested].astype(np.float64))
         self.cost.add(float(tokens), seconds, plain=all(t.draft_size == 0 for t in trees))
 
 
