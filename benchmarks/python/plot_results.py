@@ -1,7 +1,7 @@
 """Plots of the benchmark results for docs/benchmarks.md.
 
 Reads benchmarks/results/bench_metrics*.json, bench_core.json, sparse.json,
-dense.json, fusion.json and quality_select.json (written by the bench_* and
+dense.json, fusion.json, quality_select.json and spec_rag/spec_open.json (written by the bench_* and
 quality_* scripts) and writes PNGs to docs/img/. Run:
 
     python benchmarks/python/plot_results.py
@@ -269,9 +269,35 @@ def plot_select() -> Optional[Path]:
     return path
 
 
+def plot_spec() -> Optional[Path]:
+    """Tokens/s per system on the RAG and the open-ended prompts, batch 1."""
+    rag, open_ = load_rows("spec_rag"), load_rows("spec_open")
+    if not rag or not open_:
+        return None
+    systems = [r["system"] for r in rag]
+    fig, ax = plt.subplots(figsize=(10, 4.8))
+    width = 0.38
+    for i, (rows, label) in enumerate([(rag, "RAG prompts (SciFact, DL19)"), (open_, "open-ended prompts")]):
+        values = [next(r["tokens/s"] for r in rows if r["system"] == s) for s in systems]
+        bars = ax.barh([y + i * width for y in range(len(systems))], values, width, label=label)
+        ax.bar_label(bars, fmt="%.1f", padding=2, fontsize=9)
+    ax.set_yticks([y + width / 2 for y in range(len(systems))])
+    ax.set_yticklabels(systems)
+    ax.invert_yaxis()
+    ax.set_xlabel("tokens/s, SmolLM2-135M-Instruct, greedy, batch 1, 2 threads (higher is better)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, frameon=False)  # below: hides no bar
+    ax.set_xlim(0, max(r["tokens/s"] for r in rag + open_) * 1.12)
+    fig.tight_layout()
+    path = OUT / "spec_tokens_per_s.png"
+    fig.savefig(path, dpi=110)
+    return path
+
+
 if __name__ == "__main__":
     OUT.mkdir(parents=True, exist_ok=True)
     print(plot_metrics(), plot_topk(), plot_sparse() or "sparse.json not found: no sparse_qps.png",
           plot_dense() or "dense.json not found: no dense_qps.png",
           plot_fusion() or "fusion.json not found: no fusion.png",
-          plot_select() or "quality_select.json not found: no select_quality.png")
+          plot_select() or "quality_select.json not found: no select_quality.png",
+          plot_spec() or "spec_rag.json not found: no spec_tokens_per_s.png")

@@ -7,11 +7,12 @@ a bug. Paths to write are checked before any work starts.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
 import time
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Tuple
 
 from ragkernels import __version__, data, metrics, sparse
 from ragkernels._checks import INT64_MAX, check_int
@@ -253,32 +254,40 @@ def _run_demo(args: argparse.Namespace) -> int:
         print(f"{measure:<14}" + "".join(f"{results[name].summary[measure]:>9.4f}" for name in runs))
     before, after = results["RRF"].summary["ndcg_cut_10"], results["+MaxSim"].summary["ndcg_cut_10"]
     print(f"\nnDCG@10 of the fused list: {before:.4f} -> {after:.4f} after the MaxSim rerank ({after - before:+.4f})")
-    _print_compressed(encoder, demo, reranked)
+    query, context = _print_compressed(encoder, demo, reranked)
+    _print_answer(query, context)
     if args.per_query:
         print("\nper query, RRF + MaxSim:\n")
         sys.stdout.write(results["+MaxSim"].to_trec_eval(per_query=True))
     return 0
 
 
-def _quiet_encoder(hf):
-    """rk.hf.Encoder() without transformers' "Loading weights" bar, which
-    would land in the middle of the demo's report."""
+@contextlib.contextmanager
+def _quiet_transformers():
+    """No transformers "Loading weights" bar, which would land in the middle
+    of the demo's report."""
     try:
         from transformers.utils import logging
-    except ImportError:  # Encoder() says which extra is missing
-        return hf.Encoder()
+    except ImportError:  # the loader says which extra is missing
+        yield
+        return
     was_enabled = logging.is_progress_bar_enabled()
     logging.disable_progress_bar()
     try:
-        return hf.Encoder()
+        yield
     finally:
         if was_enabled:
             logging.enable_progress_bar()
 
 
-def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> None:
+def _quiet_encoder(hf):
+    with _quiet_transformers():
+        return hf.Encoder()
+
+
+def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> Tuple[str, str]:
     """The clue selection step for the first query: its top passages cut to the
-    sentences that carry the answer, under a token budget."""
+    sentences that carry the answer, under a token budget. Returns the query and the context kept."""
     from ragkernels import select
 
     query_id, query = demo.queries.ids[0], demo.queries.texts[0]
@@ -299,6 +308,41 @@ def _print_compressed(encoder, demo, run, top: int = 3, budget: int = 64) -> Non
           f"({100 * (1 - ctx.kept_tokens / max(ctx.original_tokens, 1)):.0f}% saved), "
           f"{len(ctx.sentences)} sentence{'' if len(ctx.sentences) == 1 else 's'}: "
           + ", ".join(f"[{best[c.passage][0]}:{c.sentence}]" for c in ctx.sentences))
+    return query, ctx.text
+
+
+def _print_answer(query: str, context: str, max_new_tokens: int = 64) -> None:
+    """The query answered from the compressed context by SmolLM2-135M-Instruct,
+    greedy, plain and with speculative decoding (the drafts copy from the
+    context in the prompt): the same answer, and how much faster."""
+    from ragkernels import hf, spec
+    from ragkernels.hf.smollm2 import load_smollm2
+
+    print("\nanswer from the compressed context, SmolLM2-135M-Instruct, greedy, plain and speculative:\n")
+    try:
+        with _quiet_transformers():
+            model, tokenizer = load_smollm2()
+    except ModuleNotFoundError as missing:
+        print(f"(skipped: {missing})")
+        return
+    messages = [{"role": "system", "content": "Answer the question from the context, in one sentence."},
+                {"role": "user", "content": f"Context: {context}\n\nQuestion: {query}"}]
+    ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, return_tensors="pt",
+                                        return_dict=True)["input_ids"]
+    model.generate(ids, do_sample=False, max_new_tokens=4)  # warm-up: first-call costs are not decoding
+    start = time.perf_counter()
+    plain = model.generate(ids, do_sample=False, max_new_tokens=max_new_tokens)
+    plain_s = time.perf_counter() - start
+    start = time.perf_counter()
+    fast = hf.speculative_generate(model, ids, spec.PromptLookupDrafter(), max_new_tokens=max_new_tokens)
+    fast_s = time.perf_counter() - start
+    new = plain.shape[1] - ids.shape[1]
+    print(tokenizer.decode(fast.sequences[0, ids.shape[1]:], skip_special_tokens=True).strip())
+    stats = fast.spec_stats
+    print(f"\n{new} tokens: plain {plain_s:.2f} s ({new / plain_s:.1f} tokens/s, {new} forwards); speculative "
+          f"{fast_s:.2f} s ({new / fast_s:.1f} tokens/s, {stats.forwards} forwards, "
+          f"{stats.mean_accepted:.2f} tokens per step); same output: "
+          f"{'yes' if fast.sequences.tolist() == plain.tolist() else 'no'}")
 
 
 def _maxsim_rerank(encoder, texts, doc_ids, queries, run):
