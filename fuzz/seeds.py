@@ -259,7 +259,7 @@ def datastore_seeds() -> Seeds:
     """Retrieval datastores (rk.spec.Datastore): demo texts as word ids, and
     the edges: huge ids (no token table), a one-token vocabulary, repeats,
     empty sequences."""
-    from ragkernels.spec.datastore import Datastore
+    from ragkernels.spec import Datastore
 
     texts, _ = _demo_texts()
     words: Dict[str, int] = {}

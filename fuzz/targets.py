@@ -137,8 +137,8 @@ def _occurs(text: list, pattern: list) -> bool:
 
 
 def _check_drafts(ds, verified: bool) -> None:
-    from ragkernels.spec.datastore import RetrievalDrafter
-    from ragkernels.spec.tree import TokenTree
+    from ragkernels.spec import RetrievalDrafter
+    from ragkernels.spec import TokenTree
 
     limit = 2**31 if ds.vocab_size is None else ds.vocab_size
     text = ds.text.tolist()
@@ -192,13 +192,13 @@ def _check_datastore(ds) -> None:
 
 def _datastore_unverified(path, work) -> None:
     """After load(verify=False): drafts may be wrong, never out of bounds or out of vocabulary."""
-    from ragkernels.spec.datastore import Datastore
+    from ragkernels.spec import Datastore
 
     _check_drafts(Datastore.load(path, verify=False), verified=False)
 
 
 def _load_datastore(path, work):
-    from ragkernels.spec.datastore import Datastore
+    from ragkernels.spec import Datastore
 
     return Datastore.load(path)
 

@@ -239,7 +239,7 @@ def compiled_drafter(name):
     drafter = getattr(rks, name, None)
     if drafter is None:
         try:
-            from ragkernels.spec import drafters
+            from ragkernels import _spec_drafters as drafters
         except ImportError:
             pytest.skip(f"ragkernels.spec.{name} is not built yet")
         drafter = getattr(drafters, name, None)

@@ -1,5 +1,5 @@
-"""The retrieval datastore and drafter (ragkernels.spec.datastore, issue 15)
-against the plain-Python references of tests/reference/spec_datastore.py,
+"""The retrieval datastore and drafter (ragkernels.spec, issue 15)
+against the plain-Python references of tests/reference/spec.py,
 their edge cases, bad input, and corrupt files (issue 14: a loaded file is
 untrusted, even with valid checksums)."""
 import doctest
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 
 import ragkernels as rk
-from ragkernels.spec import datastore as ds_module
-from ragkernels.spec.datastore import Datastore, RetrievalDrafter
-from ragkernels.spec.tree import TokenTree
+from ragkernels import _spec_datastore as ds_module
+from ragkernels.spec import Datastore, RetrievalDrafter
+from ragkernels.spec import TokenTree
 from tests.reference.core import patch_section, reseal
-from tests.reference.spec_datastore import (draft_ref, longest_match_ref, suffix_array_ref, text_ref,
+from tests.reference.spec import (draft_ref, longest_match_ref, suffix_array_ref, text_ref,
                                             token_start_ref)
 
 

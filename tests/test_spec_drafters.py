@@ -9,8 +9,8 @@ import pytest
 
 import ragkernels as rk
 from ragkernels.spec import TokenTree
-from ragkernels.spec.drafters import PromptLookupDrafter, SuffixDrafter
-from tests.reference import spec_drafters as ref
+from ragkernels.spec import PromptLookupDrafter, SuffixDrafter
+from tests.reference import spec as ref
 
 hypothesis = pytest.importorskip("hypothesis")
 st = hypothesis.strategies
@@ -31,7 +31,7 @@ def split(tokens, cuts):
 
 
 def test_docstring_examples():
-    import ragkernels.spec.drafters as module
+    import ragkernels._spec_drafters as module
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0 and result.attempted > 0
 

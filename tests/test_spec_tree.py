@@ -8,7 +8,7 @@ import pytest
 
 import ragkernels as rk
 from ragkernels.spec import TokenTree
-from tests.reference import spec_tree as ref
+from tests.reference import spec as ref
 
 
 def random_tree(rng, n, vocab, root=None, decay=True):

@@ -2,7 +2,7 @@
 // sessions (use ragkernels.spec, not these classes). Token ids are checked
 // here (1-D int32/int64, >= 0, < vocab_size when one is given, int32 range)
 // while the GIL is released; each draft is one call returning a
-// _core.TokenTree (registered by bind_spec_tree.cpp) without a copy.
+// _core.TokenTree (registered by bind_spec.cpp) without a copy.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 

@@ -16,9 +16,7 @@ void bind_fusion(py::module_& m);
 void bind_prf(py::module_& m);
 void bind_rerank(py::module_& m);
 void bind_select(py::module_& m);
-void bind_spec_tree(py::module_& m);
-void bind_spec_drafters(py::module_& m);
-void bind_spec_datastore(py::module_& m);
+void bind_spec(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -47,7 +45,5 @@ PYBIND11_MODULE(_core, m) {
   ragkernels::bindings::bind_prf(m);
   ragkernels::bindings::bind_rerank(m);
   ragkernels::bindings::bind_select(m);
-  ragkernels::bindings::bind_spec_tree(m);
-  ragkernels::bindings::bind_spec_drafters(m);
-  ragkernels::bindings::bind_spec_datastore(m);
+  ragkernels::bindings::bind_spec(m);
 }

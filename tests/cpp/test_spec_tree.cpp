@@ -1,6 +1,6 @@
 // Token trees in C++: the checks, merge's union and budget, the mask, and
 // both verifications on hand-made trees (the Python tests compare the
-// same ops with tests/reference/spec_tree.py on random trees).
+// same ops with tests/reference/spec.py on random trees).
 #include <gtest/gtest.h>
 
 #include <cstdint>

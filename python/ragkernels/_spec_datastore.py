@@ -19,7 +19,7 @@ import numpy as np
 from ragkernels import _core
 from ragkernels._checks import check_int
 from ragkernels._progress import ProgressBar
-from ragkernels.spec.tree import TokenTree
+from ragkernels.spec import TokenTree
 
 _BATCH = 8192  # sequences per call into the builder (one progress step each)
 _MAX_VOCAB = 2**31

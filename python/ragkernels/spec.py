@@ -1,11 +1,22 @@
-"""Draft token trees and their lossless verification.
+"""Speculative drafting: compiled drafters, token trees and lossless verification.
 
-A :class:`TokenTree` is what a drafter proposes for one sequence. Node 0 is the
-root: the last token of the sequence so far, whose KV the model has not cached
-yet; one forward pass over all nodes (with :meth:`TokenTree.attention_mask` and
-:meth:`TokenTree.position_ids`) gives the target model's output after every
-node's path, and :func:`verify_greedy` / :func:`verify_sampling` keep the
-longest path the target agrees with, plus one token of the target's own.
+A drafter proposes, for each sequence being generated, a tree of likely
+continuations (:class:`TokenTree`); one forward pass of the target model scores
+every node, and :func:`verify_greedy` or :func:`verify_sampling` keeps the
+longest path the target agrees with, plus one token of the target's own. The
+output is exactly what the target alone would produce.
+``ragkernels.hf.speculative_generate`` runs the loop for transformers models;
+docs/spec.md describes the design.
+
+Node 0 of a :class:`TokenTree` is the root: the last token of the sequence so
+far, whose KV the model has not cached yet; one forward pass over all nodes
+(with :meth:`TokenTree.attention_mask` and :meth:`TokenTree.position_ids`)
+gives the target's output after every node's path.
+
+The drafters (:class:`PromptLookupDrafter`, :class:`SuffixDrafter`,
+:class:`RetrievalDrafter` over a :class:`Datastore`) live in
+``ragkernels._spec_drafters`` and ``ragkernels._spec_datastore`` and are
+re-exported here: ``rk.spec.X`` is their one spelling.
 """
 from __future__ import annotations
 
@@ -209,3 +220,12 @@ def verify_sampling(tree: TokenTree, probs: Any, seed: int) -> Accepted:
         probs = np.from_dlpack(probs.detach())
     seed = check_int(seed, "seed", "verify_sampling", minimum=0, maximum=2**64 - 1)
     return Accepted(*_core.spec_verify_sampling(core_tree, probs, seed))
+
+
+# The drafters build on TokenTree above, so they are imported after it.
+from ragkernels._spec_datastore import Datastore, Match, RetrievalDrafter, RetrievalSession  # noqa: E402
+from ragkernels._spec_drafters import (PromptLookupDrafter, PromptLookupSession, SuffixDrafter,  # noqa: E402
+                                       SuffixSession)
+
+__all__ = ["Accepted", "Datastore", "Match", "PromptLookupDrafter", "PromptLookupSession", "RetrievalDrafter",
+           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "merge", "verify_greedy", "verify_sampling"]

@@ -30,7 +30,7 @@ import numpy as np
 
 from ragkernels import _core
 from ragkernels._checks import check_int
-from ragkernels.spec.tree import TokenTree
+from ragkernels.spec import TokenTree
 
 __all__ = ["PromptLookupDrafter", "PromptLookupSession", "SuffixDrafter", "SuffixSession"]
 

@@ -1,5 +1,7 @@
-// Bindings of csrc/spec/token_tree.h and verify.h: the TokenTree object
-// (its arrays viewed in place, read-only), merge, masks and verification.
+// Bindings of csrc/spec: here token_tree.h and verify.h (the TokenTree
+// object, its arrays viewed in place, read-only; merge, masks and
+// verification); the drafters and the datastore have files of their own
+// (bind_spec_drafters.cpp, bind_spec_datastore.cpp), called from bind_spec.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -15,6 +17,9 @@
 #include "spec/verify.h"
 
 namespace ragkernels::bindings {
+
+void bind_spec_drafters(py::module_& m);
+void bind_spec_datastore(py::module_& m);
 
 namespace {
 
@@ -89,7 +94,7 @@ py::array attention_mask(const TokenTree& tree, int64_t past_length, const std::
 
 }  // namespace
 
-void bind_spec_tree(py::module_& m) {
+void bind_spec(py::module_& m) {
   py::class_<TokenTree>(m, "TokenTree", "A draft token tree (node 0 is the root); see ragkernels.spec.TokenTree")
       .def(py::init(&tree_from_arrays), py::arg("tokens"), py::arg("parents"), py::arg("weights"))
       .def_property_readonly("tokens", [](py::object self) { return view_of(self.cast<const TokenTree&>().tokens, self); })
@@ -139,6 +144,8 @@ void bind_spec_tree(py::module_& m) {
         return accepted_tuple(std::move(accepted));
       },
       py::arg("tree"), py::arg("probs"), py::arg("seed"));
+  bind_spec_drafters(m);  // after TokenTree: drafters return it
+  bind_spec_datastore(m);
 }
 
 }  // namespace ragkernels::bindings
