@@ -68,8 +68,8 @@ def _number(value: Any, name: str, op: str) -> float:
     return float(value)
 
 
-class PromptLookupSession:
-    """One request of a :class:`PromptLookupDrafter` (made by ``start``)."""
+class _Session:
+    """One request of a drafter (made by its ``start``)."""
 
     __slots__ = ("_core", "_vocab_size")
 
@@ -78,12 +78,12 @@ class PromptLookupSession:
         self._vocab_size = vocab_size
 
     def extend(self, tokens: Any) -> None:
-        """Append accepted tokens (1-D ids). O(1) amortized per token."""
+        """Append accepted tokens (1-D ids)."""
         self._core.extend(_tokens(tokens), self._vocab_size)
 
     def draft(self, max_nodes: int) -> TokenTree:
-        """A chain of at most ``min(max_nodes, max_depth)`` drafted tokens,
-        rooted at the sequence's last token (0: a root-only tree). O(draft).
+        """A tree of at most ``max_nodes`` drafted tokens rooted at the
+        sequence's last token (0: a root-only tree).
 
         Raises ValueError when the sequence is empty or ``max_nodes < 0``.
         """
@@ -91,8 +91,20 @@ class PromptLookupSession:
         return TokenTree._wrap(self._core.draft(max_nodes))
 
     def finish(self) -> None:
-        """End the request (frees its automaton); later calls raise."""
+        """End the request; later calls raise."""
         self._core.finish()
+
+    def __len__(self) -> int:
+        """Tokens of the sequence: prompt plus accepted (context excluded)."""
+        return self._core.size
+
+
+class PromptLookupSession(_Session):
+    """One request of a :class:`PromptLookupDrafter`: ``extend`` is O(1)
+    amortized per token, ``draft`` a chain of at most ``min(max_nodes,
+    max_depth)`` tokens in O(draft), ``finish`` frees the automaton."""
+
+    __slots__ = ()
 
     @property
     def match_length(self) -> int:
@@ -103,10 +115,6 @@ class PromptLookupSession:
     def memory_bytes(self) -> int:
         """Bytes held by the session's automaton."""
         return self._core.memory_bytes
-
-    def __len__(self) -> int:
-        """Tokens of the sequence: prompt plus accepted (context excluded)."""
-        return self._core.size
 
 
 class PromptLookupDrafter:
@@ -187,41 +195,17 @@ class PromptLookupDrafter:
         return f"PromptLookupDrafter(max_depth={self.max_depth}, min_match={self.min_match})"
 
 
-class SuffixSession:
-    """One request of a :class:`SuffixDrafter` (made by ``start``)."""
+class SuffixSession(_Session):
+    """One request of a :class:`SuffixDrafter`: ``extend`` is O(max_depth)
+    per token; ``finish`` (once) makes the accepted tokens an answer of the
+    drafter, evicting the oldest beyond its limits."""
 
-    __slots__ = ("_core", "_vocab_size")
-
-    def __init__(self, core: Any, vocab_size: int):
-        self._core = core
-        self._vocab_size = vocab_size
-
-    def extend(self, tokens: Any) -> None:
-        """Append accepted tokens (1-D ids): O(max_depth) per token."""
-        self._core.extend(_tokens(tokens), self._vocab_size)
-
-    def draft(self, max_nodes: int) -> TokenTree:
-        """A tree of at most ``max_nodes`` drafted tokens rooted at the
-        sequence's last token (see :class:`SuffixDrafter`).
-
-        Raises ValueError when the sequence is empty or ``max_nodes < 0``.
-        """
-        max_nodes = check_int(max_nodes, "max_nodes", "draft", minimum=0)
-        return TokenTree._wrap(self._core.draft(max_nodes))
-
-    def finish(self) -> None:
-        """End the request: its accepted tokens become an answer of the
-        drafter (evicting the oldest beyond its limits). Once only."""
-        self._core.finish()
+    __slots__ = ()
 
     @property
     def request_num_nodes(self) -> int:
         """Nodes of the request's own suffix tree."""
         return self._core.request_num_nodes
-
-    def __len__(self) -> int:
-        """Tokens of the sequence: prompt plus accepted (context excluded)."""
-        return self._core.size
 
 
 class SuffixDrafter:
