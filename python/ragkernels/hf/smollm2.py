@@ -63,6 +63,12 @@ def _convert(gguf_folder: pathlib.Path, target: pathlib.Path) -> None:
         model.save_pretrained(scratch)
         tokenizer.save_pretrained(scratch)
         os.replace(scratch, target)
+    except OSError as error:
+        shutil.rmtree(scratch, ignore_errors=True)
+        if (target / "config.json").is_file():
+            return  # another process converted it first: use theirs
+        raise OSError(f"load_smollm2: cannot write the converted model to {target} ({error}); "
+                      "remove that folder or pass another cache_dir") from error
     except BaseException:
         shutil.rmtree(scratch, ignore_errors=True)
         raise
