@@ -42,6 +42,14 @@ def one_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture(autouse=True)
+def fresh_adaptive_state():
+    """Each test's adaptive policy starts from the priors: what an earlier
+    test's generation measured (kept per model and drafter) is forgotten."""
+    rkspec._MODEL_COSTS.clear()
+    rkspec._DRAFTER_ACCEPTANCE.clear()
+
+
 def make_model(name, seed=1, vocab=VOCAB, eos=EOS, **extra):
     kind, attn = name.split("-")
     torch.manual_seed(seed)
@@ -1059,6 +1067,44 @@ def test_adaptive_length_is_lossless_on_the_wall_clock():
     ref = plain(model, ids, max_new_tokens=60)
     for drafter in (JunkDrafter(), OracleDrafter(futures(ref), noise=0.2), NGramDrafter()):
         assert torch.equal(speculative_generate(model, ids, drafter, max_new_tokens=60).sequences, ref)
+
+
+def test_adaptive_state_carries_over_to_the_next_call(steep_cost):
+    """The second request with the same model and drafter starts from the
+    first's measurements: no plain step to measure, and a drafter that
+    failed throughout the first request is not trusted from the start."""
+    model = model_named("llama-sdpa")
+    ids = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    junk = JunkDrafter()
+    first = speculative_generate(model, ids, junk, max_new_tokens=60, max_nodes=16, eos_token_id=VOCAB + 5)
+    assert first.spec_stats.rows[0].draft_sizes[:2] == [0, 16]  # priors: measure plain, then trust the drafter
+    assert set(rkspec._MODEL_COSTS[model]) == {1} and junk in rkspec._DRAFTER_ACCEPTANCE
+    second = speculative_generate(model, ids, junk, max_new_tokens=60, max_nodes=16, eos_token_id=VOCAB + 5)
+    assert torch.equal(second.sequences, first.sequences)
+    assert second.spec_stats.rows[0].draft_sizes[:3] == [0, 0, 0]  # plain from the start: junk does not pay
+    good = OracleDrafter(futures(plain(model, ids, max_new_tokens=60, eos_token_id=None)), depth=16, branch=False)
+    third = speculative_generate(model, ids, good, max_new_tokens=60, max_nodes=16, eos_token_id=VOCAB + 5)
+    assert third.spec_stats.rows[0].draft_sizes[0] > 0  # a new drafter is trusted; the model's cost is known
+
+
+def test_adaptive_state_needs_no_weak_reference():
+    """A drafter that takes no weak reference learns within the call only."""
+    class Slotted:
+        __slots__ = ("inner",)
+
+        def __init__(self):
+            self.inner = NGramDrafter()
+
+        def start(self, prompt):
+            return self.inner.start(prompt)
+
+    model = model_named("gpt2-sdpa")
+    ids = torch.tensor([[5, 6, 7, 5, 6, 7, 5, 6]])
+    ref = plain(model, ids, max_new_tokens=30)
+    drafter = Slotted()
+    for _ in range(2):
+        assert torch.equal(speculative_generate(model, ids, drafter, max_new_tokens=30).sequences, ref)
+    assert len(rkspec._DRAFTER_ACCEPTANCE) == 0
 
 
 def test_goodput_policy_rule():

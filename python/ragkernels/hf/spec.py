@@ -66,16 +66,21 @@ the machine). Plain steps (x = B) are estimated apart, by their decayed
 mean: on a CPU a one-token forward is a matrix-vector product and two
 tokens already a matrix-matrix one that also packs the weights (about 2x
 the time for SmolLM2-135M on two cores), so no line fits both; the first
-step is plain, and a plain step is measured again when the last one is
-about 24 steps old. Steps with drafts: a straight line a + b * x by ridge
+step is plain (when no plain step was measured yet), and the estimate
+follows every plain step chosen later. Steps with drafts: a straight line a + b * x by ridge
 regression towards the prior slope of t(x) proportional to x + 63 (a
 64-token forward costs twice a 1-token one), the prior weighing as much as
 data spread over +-2.8 tokens: measured sizes that vary decide the slope,
 a single size leaves the prior's (before any draft is measured, the prior
 scaled to the plain step). k = 0 wins when no draft is expected to pay for its
-cost; ties go to the smaller k. The choice follows measured times, so
-sampling under "adaptive" is not reproducible from a torch seed alone
-(an int `draft` is).
+cost; ties go to the smaller k.
+
+Both estimates outlive the call: t(x) is kept per model and batch size, c
+per drafter object (weak references, for the life of the process), so a
+second request starts from what the first measured rather than from the
+priors (on a CPU the prior underestimates a draft's cost by half). The
+choice follows measured times, so sampling under "adaptive" is not
+reproducible from a torch seed alone (an int `draft` is).
 
 transformers' ``custom_generate``
 ---------------------------------
@@ -96,6 +101,7 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import time
+import weakref
 from typing import Any, Dict, List, Optional
 
 import numpy as np
@@ -475,13 +481,17 @@ class _GoodputPolicy:
     depths = 65
     decay = 0.95
     prior = 1.0  # pseudo-observations of full acceptance per depth
-    explore = 0.3  # a plain step is measured again when its weight decays below this (0.95**24)
 
-    def __init__(self, max_nodes: int):
+    def __init__(self, max_nodes: int, cost: Optional[_ForwardCost] = None, acceptance=None):
         self.max_nodes = max_nodes
-        self.accepted = np.zeros(self.depths)
-        self.predicted = np.zeros(self.depths)
-        self.cost = _ForwardCost()
+        self.cost = cost if cost is not None else _ForwardCost()
+        # Updated in place: the arrays may be the drafter's, shared across calls (_learned).
+        self.accepted, self.predicted = acceptance if acceptance is not None else self.new_acceptance()
+
+    @classmethod
+    def new_acceptance(cls):
+        """(accepted, predicted) per depth, nothing observed."""
+        return np.zeros(cls.depths), np.zeros(cls.depths)
 
     def budget(self) -> int:
         return self.max_nodes
@@ -528,8 +538,8 @@ class _GoodputPolicy:
                 g = self.expected_gain(tree)
                 gain[1:len(g) + 1] += g
                 gain[len(g) + 1:] += g[-1]
-        if self.cost.plain_weight < self.explore:
-            return 0  # measure a plain step: the first, then whenever the last is ~24 steps old
+        if self.cost.plain_weight == 0:
+            return 0  # measure a plain step first
         k = np.arange(kmax + 1)
         goodput = (batch + gain) / self.cost(batch * (k + 1.0), batch)
         return int(np.argmax(goodput))  # the first maximum: ties go to the smaller k
@@ -549,6 +559,31 @@ class _GoodputPolicy:
             np.add.at(self.predicted, d, self._conditional(tree)[tested])
             np.add.at(self.accepted, d, on_path[tested].astype(np.float64))
         self.cost.add(float(tokens), seconds, plain=all(t.draft_size == 0 for t in trees))
+
+
+# What earlier generations in this process measured: a forward's cost belongs to the model (per
+# batch size), a drafter's calibration to the drafter; weak keys, so nothing outlives its owner.
+_MODEL_COSTS: "weakref.WeakKeyDictionary[Any, Dict[int, _ForwardCost]]" = weakref.WeakKeyDictionary()
+_DRAFTER_ACCEPTANCE: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+
+def _learned(table, owner, make):
+    """``table[owner]``, made on first use; a fresh ``make()`` each call
+    when ``owner`` takes no weak reference (then nothing carries over)."""
+    try:
+        return table.setdefault(owner, make())
+    except TypeError:
+        return make()
+
+
+def _adaptive_policy(model, drafter, max_nodes: int, batch: int) -> _GoodputPolicy:
+    """A goodput policy that starts from what earlier calls with the same
+    model and drafter learned, instead of the priors (module docstring)."""
+    costs = _learned(_MODEL_COSTS, model, dict)
+    cost = costs.setdefault(batch, _ForwardCost())
+    acceptance = (_learned(_DRAFTER_ACCEPTANCE, drafter, _GoodputPolicy.new_acceptance)
+                  if drafter is not None else None)
+    return _GoodputPolicy(max_nodes, cost, acceptance)
 
 
 # ---- the loop -------------------------------------------------------------------------------
@@ -608,7 +643,8 @@ class _Loop:
         self.valid = (mask.bool() if mask is not None else
                       torch.ones(input_ids.shape, dtype=torch.bool, device=self.device))
         self.n_real = self.valid.sum(1).tolist()
-        self.policy = (_GoodputPolicy(dec.max_nodes) if dec._fixed is None else _FixedPolicy(dec._fixed))
+        self.policy = (_adaptive_policy(model, dec.drafter, dec.max_nodes, self.batch) if dec._fixed is None
+                       else _FixedPolicy(dec._fixed))
         self.stats = SpecStats(rows=[RowStats() for _ in range(self.batch)])
         self.stopped: List[Optional[int]] = [None] * self.batch
         self.done = [False] * self.batch
