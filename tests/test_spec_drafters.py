@@ -510,3 +510,185 @@ def test_bad_parameter_types():
         PromptLookupDrafter(max_depth=2.5)
     with pytest.raises(TypeError, match="min_probability must be a number"):
         SuffixDrafter(min_probability="0.1")
+
+
+# ---- the cross-vocabulary bridge ------------------------------------------------------------
+
+from ragkernels.spec import VocabBridge, token_bytes  # noqa: E402
+
+BYTES = [b"a", b"b", b" ", b"\n", b"\xc3\xa9"]  # "é" is two bytes: a piece may split it
+
+
+def random_vocab(rng, size):
+    """Every single byte of BYTES (so any text is spelled) plus random longer pieces."""
+    singles = [bytes([c]) for piece in BYTES for c in piece]
+    pieces = set(singles)
+    while len(pieces) < size:
+        pieces.add(b"".join(BYTES[i] for i in rng.integers(0, len(BYTES), rng.integers(2, 5))))
+    pieces = sorted(pieces)
+    rng.shuffle(pieces)
+    return pieces + [b"", pieces[0]]  # an empty (special) token and a duplicate: the lower id wins
+
+
+def random_tree(rng, vocab_size, n):
+    """A valid drafter tree: unique child tokens, weights falling down paths."""
+    tokens, parents, weights = [0], [-1], [1.0]
+    used = {}
+    for _ in range(n):
+        parent = int(rng.integers(0, len(tokens)))
+        token = int(rng.integers(0, vocab_size))
+        if token in used.setdefault(parent, set()):
+            continue
+        used[parent].add(token)
+        tokens.append(token)
+        parents.append(parent)
+        weights.append(float(np.float32(weights[parent] * rng.uniform(0.3, 1.0))))
+    return TokenTree(tokens, parents, weights)
+
+
+class EchoDrafter:
+    """Records what the bridge hands it; drafts a tree chosen by the test."""
+
+    vocab_size = None
+
+    def __init__(self):
+        self.tree = None
+
+    def start(self, prompt, context=None):
+        self.sequence, self.context = list(np.asarray(prompt)), context
+        return self
+
+    def extend(self, tokens):
+        self.sequence += list(np.asarray(tokens))
+
+    def draft(self, max_nodes):
+        return self.tree
+
+    def finish(self):
+        self.finished = True
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_bridge_equals_reference(seed):
+    rng = np.random.default_rng(seed)
+    drafter_vocab, target_vocab = random_vocab(rng, 12), random_vocab(rng, 20)
+    inner = EchoDrafter()
+    bridge = VocabBridge(inner, drafter_vocab, target_vocab)
+    expected = ref.BridgeSessionRef(drafter_vocab, target_vocab)
+    prompt = rng.integers(0, len(target_vocab) - 1, 6).tolist()
+    session = bridge.start(prompt)
+    assert inner.sequence == expected.extend(prompt)
+    for _ in range(15):
+        accepted = rng.integers(0, len(target_vocab) - 1, rng.integers(0, 4)).tolist()
+        before = len(inner.sequence)
+        session.extend(accepted)
+        expected_committed = expected.extend(accepted)
+        assert inner.sequence[before:] == expected_committed
+        assert session.pending == expected.pending
+        inner.tree = random_tree(rng, len(drafter_vocab), 12)
+        budget = int(rng.integers(0, 10))
+        tree = session.draft(budget)
+        if not expected_committed and not inner.sequence:
+            continue
+        t = inner.tree
+        want = expected.map(t.tokens.tolist(), t.parents.tolist(), t.weights.tolist(), budget)
+        assert as_lists(tree) == (want[0], want[1], [float(np.float32(w)) for w in want[2]])
+    committed = list(inner.sequence)
+    session.finish()
+    assert inner.sequence == committed + expected.flush() and inner.finished
+
+
+def test_bridge_hands_the_drafter_whole_words():
+    inner = EchoDrafter()
+    vocab = [b"a", b"b", b" ", b"ab", b" ab", b"\n"]
+    session = VocabBridge(inner, vocab, vocab).start([3, 4, 4])  # "ab ab ab"
+    assert inner.sequence == [3, 4] and session.pending == b" ab"
+    session.extend([5, 5, 3])  # "\n\nab": the whitespace run goes with the word after it
+    assert inner.sequence == [3, 4, 4] and session.pending == b"\n\nab"
+    session.extend([0] * 30)  # no whitespace for over 16 bytes: cut 8 bytes from the end
+    assert session.pending == b"a" * 8 and len(session) == 36
+
+
+def test_bridge_cuts_long_words_at_a_character_start():
+    inner = EchoDrafter()
+    vocab = [b"x", "€".encode()]
+    session = VocabBridge(inner, vocab, vocab).start([0] * 3 + [1] * 6)  # 21 bytes: 13 is inside a "€"
+    assert session.pending == "€".encode() * 3  # cut at 12, not 13
+    assert inner.sequence == [0] * 3 + [1] * 3
+
+
+def test_bridge_drafts_nothing_before_the_first_word():
+    inner = EchoDrafter()
+    inner.tree = TokenTree([0, 1], [-1, 0], [1.0, 0.9])
+    session = VocabBridge(inner, [b"a", b"b"], [b"a", b"b"]).start([0, 1])  # no whitespace: nothing committed
+    assert inner.sequence == [] and as_lists(session.draft(4)) == ([1], [-1], [1.0])
+    with pytest.raises(ValueError, match="sequence is empty"):
+        VocabBridge(inner, [b"a"], [b"a"]).start([]).draft(4)
+
+
+def test_bridge_with_trained_tokenizers_drafts_the_text():
+    """Two byte-level BPE tokenizers of different sizes trained here: a
+    suffix drafter that saw a sentence in one drafts its continuation in
+    the other's ids, spelling the same bytes."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    text = ["the quick brown fox jumps over the lazy dog", "a retrieval augmented answer quotes its passages",
+            "speculative decoding drafts tokens that the model verifies"] * 20
+
+    def train(size):
+        tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+        tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = tokenizers.decoders.ByteLevel()
+        trainer = tokenizers.trainers.BpeTrainer(vocab_size=size, special_tokens=["<eos>"],
+                                                 initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(text, trainer)
+        return transformers.PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+
+    small, large = train(300), train(420)
+    for tok in (small, large):
+        pieces = token_bytes(tok)
+        assert pieces[tok.eos_token_id] == b""
+        for line in text[:3] + ["unseen wörds, digits 123 and ü"]:
+            assert b"".join(pieces[i] for i in tok(line)["input_ids"]) == line.encode()
+    inner = SuffixDrafter(max_depth=32, max_spec_factor=8)
+    inner.add(small(text[0])["input_ids"])
+    session = VocabBridge.from_tokenizers(inner, small, large).start(large("so the quick brown fox")["input_ids"])
+    tree = session.draft(16)
+    pieces = token_bytes(large)
+    chain = [int(t) for t, p in zip(tree.tokens[1:], tree.parents[1:])]  # the tree is one chain here
+    assert tree.parents.tolist() == list(range(-1, len(chain)))
+    assert len(chain) >= 3 and b" jumps over the lazy dog".startswith(b"".join(pieces[t] for t in chain))
+
+
+def test_bridge_bad_input():
+    inner = EchoDrafter()
+    with pytest.raises(TypeError, match=r"drafter_vocab\[1\] must be bytes"):
+        VocabBridge(inner, [b"a", "b"], [b"a"])
+    with pytest.raises(ValueError, match="target_vocab is empty"):
+        VocabBridge(inner, [b"a"], [])
+    with pytest.raises(TypeError, match="start"):
+        VocabBridge(object(), [b"a"], [b"a"])
+    with pytest.raises(ValueError, match="drafter takes ids below 10"):
+        VocabBridge(SuffixDrafter(vocab_size=10), [b"a"] * 11, [b"a"])
+    session = VocabBridge(inner, [b"a", b" "], [b"a", b" "]).start([0, 1, 0])
+    with pytest.raises(ValueError, match=r"tokens\[0\] = 2 is outside the vocabulary \[0, 2\)"):
+        session.extend([2])
+    inner.tree = TokenTree([0, 5], [-1, 0], [1.0, 0.5])
+    with pytest.raises(ValueError, match="drafter proposed token 5, outside its vocabulary of 2"):
+        session.draft(4)
+    inner.tree = "not a tree"
+    with pytest.raises(TypeError, match="the drafter's tree must be a ragkernels.spec.TokenTree"):
+        session.draft(4)
+    with pytest.raises(ValueError, match="max_nodes"):
+        session.draft(-1)
+
+
+def test_token_bytes_refuses_wordpiece():
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    tok = tokenizers.Tokenizer(tokenizers.models.WordPiece({"[UNK]": 0, "a": 1, "##b": 2}, unk_token="[UNK]"))
+    tok.decoder = tokenizers.decoders.WordPiece()
+    with pytest.raises(ValueError, match="neither byte-level BPE nor SentencePiece"):
+        token_bytes(transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]"))
+    with pytest.raises(TypeError, match="fast Hugging Face tokenizer"):
+        token_bytes(object())

@@ -1,5 +1,5 @@
-// Bindings of csrc/spec/prompt_lookup.h and suffix_tree.h: the drafters'
-// sessions (use ragkernels.spec, not these classes). Token ids are checked
+// Bindings of csrc/spec/prompt_lookup.h, suffix_tree.h and vocab_bridge.h:
+// the drafters' sessions (use ragkernels.spec, not these classes). Token ids are checked
 // here (1-D int32/int64, >= 0, < vocab_size when one is given, int32 range)
 // while the GIL is released; each draft is one call returning a
 // _core.TokenTree (registered by bind_spec.cpp) without a copy.
@@ -16,6 +16,7 @@
 #include "bindings/checks.h"
 #include "spec/prompt_lookup.h"
 #include "spec/suffix_tree.h"
+#include "spec/vocab_bridge.h"
 
 namespace ragkernels::bindings {
 
@@ -25,6 +26,9 @@ using spec::PromptLookup;
 using spec::SuffixDrafter;
 using spec::SuffixSession;
 using spec::TokenTree;
+using spec::BridgeSession;
+using spec::ByteVocab;
+using spec::VocabBridge;
 
 template <typename T>
 void copy_ids(View1<const T> ids, const char* op, const std::string& arg, int64_t vocab_size,
@@ -128,6 +132,25 @@ void finish(Session& session) {
   session.finish();
 }
 
+// A vocabulary as a list of bytes objects, one per token id.
+ByteVocab byte_vocab(const py::list& pieces, const char* name) {
+  RK_CHECK_ARG(!pieces.empty(), "VocabBridge: ", name, " is empty");
+  std::vector<std::string> bytes;
+  bytes.reserve(pieces.size());
+  for (size_t i = 0; i < pieces.size(); ++i) {
+    RK_CHECK_TYPE(py::isinstance<py::bytes>(pieces[i]), "VocabBridge: ", name, "[", i,
+                  "] must be bytes (the token's UTF-8 or raw bytes), got ",
+                  py::str(py::type::of(pieces[i]).attr("__name__")).cast<std::string>());
+    bytes.push_back(pieces[i].cast<std::string>());
+  }
+  py::gil_scoped_release nogil;
+  return ByteVocab(std::move(bytes));
+}
+
+py::array_t<int32_t> int32_array(const std::vector<int32_t>& values) {
+  return py::array_t<int32_t>(static_cast<py::ssize_t>(values.size()), values.data());
+}
+
 }  // namespace
 
 void bind_spec_drafters(py::module_& m) {
@@ -178,6 +201,67 @@ void bind_spec_drafters(py::module_& m) {
       .def("finish", &finish<SuffixSession>)
       .def_property_readonly("size", &SuffixSession::size)
       .def_property_readonly("request_num_nodes", &SuffixSession::request_num_nodes);
+
+  py::class_<VocabBridge, std::shared_ptr<VocabBridge>>(m, "SpecVocabBridge",
+                                                        "Two vocabularies' bytes (use ragkernels.spec).")
+      .def(py::init([](const py::list& drafter_vocab, const py::list& target_vocab) {
+             auto drafter = byte_vocab(drafter_vocab, "drafter_vocab");
+             auto target = byte_vocab(target_vocab, "target_vocab");
+             return std::make_shared<VocabBridge>(std::move(drafter), std::move(target));
+           }),
+           py::arg("drafter_vocab"), py::arg("target_vocab"))
+      .def_property_readonly("drafter_size", [](const VocabBridge& b) { return b.drafter().size(); })
+      .def_property_readonly("target_size", [](const VocabBridge& b) { return b.target().size(); })
+      .def_property_readonly("memory_bytes",
+                             [](const VocabBridge& b) { return b.drafter().memory_bytes() + b.target().memory_bytes(); })
+      .def(
+          "to_drafter",
+          [](const VocabBridge& b, py::handle ids_obj) {
+            const auto ids = token_ids(ids_obj, "VocabBridge.to_drafter", "tokens", b.target().size());
+            std::vector<int32_t> out;
+            {
+              py::gil_scoped_release nogil;
+              out = b.drafter().encode(b.target().decode(ids.data(), static_cast<int64_t>(ids.size())),
+                                       ByteVocab::Mode::kCommit);
+            }
+            return int32_array(out);
+          },
+          py::arg("tokens"));
+
+  py::class_<BridgeSession>(m, "SpecBridgeSession", "A VocabBridge session (use ragkernels.spec).")
+      .def(py::init([](std::shared_ptr<VocabBridge> bridge) { return BridgeSession(std::move(bridge)); }),
+           py::arg("bridge"))
+      .def(
+          "extend",
+          [](BridgeSession& session, py::handle tokens_obj, int64_t vocab_size) {
+            const auto tokens = token_ids(tokens_obj, "extend", "tokens", vocab_size);
+            std::vector<int32_t> committed;
+            {
+              py::gil_scoped_release nogil;
+              committed = session.extend(tokens.data(), static_cast<int64_t>(tokens.size()));
+            }
+            return int32_array(committed);
+          },
+          py::arg("tokens"), py::arg("vocab_size"))
+      .def(
+          "map",
+          [](const BridgeSession& session, const TokenTree& drafter_tree, int64_t max_nodes) {
+            py::gil_scoped_release nogil;
+            return session.map(drafter_tree, max_nodes);
+          },
+          py::arg("drafter_tree"), py::arg("max_nodes"))
+      .def("flush",
+           [](BridgeSession& session) {
+             std::vector<int32_t> committed;
+             {
+               py::gil_scoped_release nogil;
+               committed = session.flush();
+             }
+             return int32_array(committed);
+           })
+      .def_property_readonly("size", &BridgeSession::size)
+      .def_property_readonly("num_committed", &BridgeSession::num_committed)
+      .def_property_readonly("pending", [](const BridgeSession& s) { return py::bytes(s.pending()); });
 }
 
 }  // namespace ragkernels::bindings

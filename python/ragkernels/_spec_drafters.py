@@ -15,6 +15,8 @@ call that releases the GIL; nothing runs in Python per node.
   counts continuations in a suffix tree over earlier answers and added texts
   (shared by every session, bounded, oldest evicted first) and in one over
   the request, and proposes a tree of the most frequent ones.
+- :class:`VocabBridge` lets any of them (or a retrieval drafter) draft for a
+  model with another tokenizer, through the bytes both spell.
 
 Token ids are 1-D int32 or int64 arrays (numpy, or any CPU DLPack tensor;
 lists are taken too); an id below 0, or at or above ``vocab_size`` when
@@ -22,17 +24,19 @@ the drafter has one, raises ValueError naming the argument.
 """
 from __future__ import annotations
 
+import json
 import math
 import numbers
-from typing import Any, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ragkernels import _core
 from ragkernels._checks import check_int
-from ragkernels.spec import TokenTree
+from ragkernels.spec import TokenTree, _core_tree
 
-__all__ = ["PromptLookupDrafter", "PromptLookupSession", "SuffixDrafter", "SuffixSession"]
+__all__ = ["PromptLookupDrafter", "PromptLookupSession", "SuffixDrafter", "SuffixSession", "VocabBridge",
+           "VocabBridgeSession", "token_bytes"]
 
 _INT32_MAX = 2**31 - 1
 
@@ -341,3 +345,206 @@ class SuffixDrafter:
     def __repr__(self) -> str:
         return (f"SuffixDrafter(max_depth={self.max_depth}, max_match={self.max_match}, "
                 f"num_answers={self.num_answers}, num_nodes={self.num_nodes})")
+
+
+class VocabBridgeSession:
+    """One request of a :class:`VocabBridge`: the drafter's session sees the
+    target's accepted text re-tokenized word by word; drafts come back in
+    target ids."""
+
+    __slots__ = ("_core", "_inner", "_target_size")
+
+    def __init__(self, core: Any, inner: Any, target_size: int):
+        self._core, self._inner, self._target_size = core, inner, target_size
+
+    def extend(self, tokens: Any) -> None:
+        """Append accepted target tokens (1-D ids): O(their bytes)."""
+        committed = self._core.extend(_tokens(tokens), self._target_size)
+        if len(committed):
+            self._inner.extend(committed)
+
+    def draft(self, max_nodes: int) -> TokenTree:
+        """The drafter's tree of at most ``2 * max_nodes + len(pending)``
+        nodes (its paths spell the pending bytes first, and tokens of the two
+        vocabularies differ in length) mapped to target ids and cut to the
+        ``max_nodes`` best (:func:`~ragkernels.spec.merge`), rooted at the
+        last target token.
+
+        Raises ValueError when the sequence is empty or ``max_nodes < 0``.
+        """
+        max_nodes = check_int(max_nodes, "max_nodes", "draft", minimum=0)
+        if len(self) and self._core.num_committed and max_nodes:
+            budget = 2 * max_nodes + len(self._core.pending)
+            drafted = _core_tree(self._inner.draft(budget), "draft", "the drafter's tree")
+        else:  # nothing committed yet: the drafter has no sequence to continue
+            drafted = TokenTree([0], [-1])._tree
+        return TokenTree._wrap(self._core.map(drafted, max_nodes))
+
+    def finish(self) -> None:
+        """Commit the last pending bytes and end the drafter's session."""
+        rest = self._core.flush()
+        if len(rest):
+            self._inner.extend(rest)
+        self._inner.finish()
+
+    @property
+    def pending(self) -> bytes:
+        """The target's bytes not yet handed to the drafter (the last word)."""
+        return self._core.pending
+
+    def __len__(self) -> int:
+        """Target tokens of the sequence: prompt plus accepted."""
+        return self._core.size
+
+
+class VocabBridge:
+    """Draft for a model whose tokenizer differs from the drafter's.
+
+    Wraps any drafter (a :class:`SuffixDrafter` over answers of another
+    model, a :class:`~ragkernels.spec.RetrievalDrafter` over a corpus
+    tokenized for another model, ...) and translates through bytes, the
+    idea of OmniDraft (Ramakrishnan et al., arXiv 2507.02659) without its
+    learned n-gram table: each vocabulary is given as the bytes of every
+    token id, and text crosses by greedy longest match over a byte trie of
+    the receiving vocabulary (compiled, O(bytes), no Python per token). The
+    target's accepted text reaches the drafter word by word (up to the last
+    whitespace, where tokenizers split alike), so the drafter sees each word
+    tokenized whole; the drafter's tree is kept where it agrees with the
+    pending last word, and what goes past it becomes target tokens (a last
+    token that more bytes could have lengthened is left out).
+
+    Greedy matching is not always the tokenizer's own tokenization (BPE
+    merges in its own order): a mismatch costs an accepted token, never
+    correctness, since verification keeps only what the model produces.
+
+    Parameters
+    ----------
+    drafter : a drafter (``start(prompt[, context])`` -> session)
+        Working in the drafter vocabulary's ids.
+    drafter_vocab, target_vocab : sequence of bytes
+        The bytes of every token id (``b""`` for a token never to be
+        produced, e.g. a special token); :func:`token_bytes` makes them from
+        a Hugging Face tokenizer.
+
+    Examples
+    --------
+    >>> target_vocab = [b"a", b"b", b" ", b"ab", b" ab"]
+    >>> drafter_vocab = [b"a", b"b", b" ", b"ba"]
+    >>> inner = SuffixDrafter(max_depth=8, max_spec_factor=4)
+    >>> inner.add([0, 3, 2, 0, 3, 2, 0, 3])             # "aba aba aba"
+    >>> bridge = VocabBridge(inner, drafter_vocab, target_vocab)
+    >>> session = bridge.start([3, 0, 2, 3])            # "aba ab" in target ids
+    >>> session.pending                                 # the drafter has "aba" = [0, 3]
+    b' ab'
+    >>> tree = session.draft(4)                         # it drafts " aba aba": "a", " ab" follow
+    >>> tree.tokens.tolist(), tree.parents.tolist()     # (a last "a" could still become "ab": left out)
+    ([3, 0, 4], [-1, 0, 1])
+    """
+
+    def __init__(self, drafter: Any, drafter_vocab: Sequence[bytes], target_vocab: Sequence[bytes]):
+        op = "VocabBridge"
+        if not callable(getattr(drafter, "start", None)):
+            raise TypeError(f"{op}: drafter must have a start(prompt) method returning a session, "
+                            f"got {type(drafter).__name__}")
+        self.drafter = drafter
+        self._core = _core.SpecVocabBridge(list(drafter_vocab), list(target_vocab))
+        inner_vocab = getattr(drafter, "vocab_size", None)
+        if inner_vocab is not None and inner_vocab < self._core.drafter_size:
+            raise ValueError(f"{op}: drafter_vocab has {self._core.drafter_size} tokens but the drafter takes ids "
+                             f"below {inner_vocab}; is drafter_vocab the drafter's tokenizer?")
+
+    @classmethod
+    def from_tokenizers(cls, drafter: Any, drafter_tokenizer: Any, target_tokenizer: Any) -> "VocabBridge":
+        """The bridge between two Hugging Face tokenizers (see :func:`token_bytes`)."""
+        return cls(drafter, token_bytes(drafter_tokenizer), token_bytes(target_tokenizer))
+
+    @property
+    def vocab_size(self) -> int:
+        """Target ids must be below it."""
+        return self._core.target_size
+
+    def start(self, prompt: Any, context: Any = None) -> VocabBridgeSession:
+        """A session for one request; ``prompt`` and ``context`` in target ids
+        (context goes to the drafter re-tokenized, when given)."""
+        core = _core.SpecBridgeSession(self._core)
+        committed = core.extend(_tokens(prompt), self.vocab_size)
+        if context is None:
+            inner = self.drafter.start(committed)
+        else:
+            pieces = _context(context)
+            pieces = [pieces] if not isinstance(pieces, list) else pieces
+            inner = self.drafter.start(committed, context=[self.to_drafter(piece) for piece in pieces])
+        return VocabBridgeSession(core, inner, self.vocab_size)
+
+    def to_drafter(self, tokens: Any) -> np.ndarray:
+        """Target ids (1-D) as the drafter's (int32), e.g. to ``add`` a text
+        tokenized for the target to a drafter of the other vocabulary."""
+        return self._core.to_drafter(_tokens(tokens))
+
+    @property
+    def memory_bytes(self) -> int:
+        """Bytes of both vocabularies and their tries."""
+        return self._core.memory_bytes
+
+    def __repr__(self) -> str:
+        return (f"VocabBridge({self.drafter!r}, drafter_vocab={self._core.drafter_size} tokens, "
+                f"target_vocab={self._core.target_size} tokens)")
+
+
+def _byte_level_alphabet() -> dict:
+    """GPT-2's printable stand-in character of every byte, inverted."""
+    printable = list(range(ord("!"), ord("~") + 1)) + list(range(ord("¡"), ord("¬") + 1)) + \
+        list(range(ord("®"), ord("ÿ") + 1))
+    chars = printable[:]
+    extra = 0
+    for byte in range(256):
+        if byte not in printable:
+            printable.append(byte)
+            chars.append(256 + extra)
+            extra += 1
+    return {chr(c): b for b, c in zip(printable, chars)}
+
+
+def _decoder_kind(tokenizer: Any) -> str:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        raise TypeError(f"token_bytes: needs a fast Hugging Face tokenizer (backend_tokenizer), "
+                        f"got {type(tokenizer).__name__}")
+    decoder = json.loads(backend.to_str()).get("decoder") or {}
+    kinds = {d.get("type") for d in decoder.get("decoders", [decoder])}
+    if "ByteLevel" in kinds:
+        return "byte-level"
+    if "Metaspace" in kinds or "ByteFallback" in kinds:
+        return "sentencepiece"
+    raise ValueError(f"token_bytes: the tokenizer's decoder {sorted(k for k in kinds if k)} is neither byte-level "
+                     "BPE nor SentencePiece; its tokens do not spell their text's bytes")
+
+
+def token_bytes(tokenizer: Any) -> List[bytes]:
+    """The bytes every id of a Hugging Face tokenizer spells, for
+    :class:`VocabBridge`: byte-level BPE (GPT-2, Llama 3, SmolLM2, Qwen) and
+    SentencePiece (``▁`` for a space, ``<0xNN>`` byte tokens). Special
+    tokens spell ``b""`` (never drafted); other added tokens their UTF-8.
+
+    Raises ValueError for a tokenizer whose tokens are not its text's bytes
+    (WordPiece, which lowercases and marks word pieces)."""
+    kind = _decoder_kind(tokenizer)
+    size = len(tokenizer)
+    tokens = tokenizer.convert_ids_to_tokens(list(range(size)))
+    special = set(tokenizer.all_special_ids)
+    added = set(tokenizer.get_added_vocab().values())
+    alphabet = _byte_level_alphabet() if kind == "byte-level" else None
+    pieces = []
+    for i, token in enumerate(tokens):
+        if token is None or i in special:
+            pieces.append(b"")
+        elif i in added:
+            pieces.append(token.encode("utf-8"))
+        elif alphabet is not None:
+            pieces.append(bytes(alphabet[c] for c in token) if all(c in alphabet for c in token)
+                          else token.encode("utf-8"))
+        elif len(token) == 6 and token.startswith("<0x") and token.endswith(">"):
+            pieces.append(bytes([int(token[3:5], 16)]))
+        else:
+            pieces.append(token.replace("\u2581", " ").encode("utf-8"))
+    return pieces

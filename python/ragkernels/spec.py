@@ -225,7 +225,8 @@ def verify_sampling(tree: TokenTree, probs: Any, seed: int) -> Accepted:
 # The drafters build on TokenTree above, so they are imported after it.
 from ragkernels._spec_datastore import Datastore, Match, RetrievalDrafter, RetrievalSession  # noqa: E402
 from ragkernels._spec_drafters import (PromptLookupDrafter, PromptLookupSession, SuffixDrafter,  # noqa: E402
-                                       SuffixSession)
+                                       SuffixSession, VocabBridge, VocabBridgeSession, token_bytes)
 
 __all__ = ["Accepted", "Datastore", "Match", "PromptLookupDrafter", "PromptLookupSession", "RetrievalDrafter",
-           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "merge", "verify_greedy", "verify_sampling"]
+           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "VocabBridge", "VocabBridgeSession",
+           "merge", "token_bytes", "verify_greedy", "verify_sampling"]

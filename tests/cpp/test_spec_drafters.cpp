@@ -1,11 +1,12 @@
 // The drafters of csrc/spec (issue 15): the edge hash map against
 // std::unordered_map, the suffix automaton against brute force, prompt
 // lookup and the suffix tree on hand-computed cases, and the suffix tree's
-// invariants through additions and evictions.
+// invariants through additions and evictions; the vocabulary bridge.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <memory>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -14,6 +15,7 @@
 #include "core/error.h"
 #include "spec/prompt_lookup.h"
 #include "spec/suffix_tree.h"
+#include "spec/vocab_bridge.h"
 
 namespace rk = ragkernels;
 using rk::spec::TokenTree;
@@ -217,4 +219,47 @@ TEST(SpecDrafters, SuffixSessionsDraftWhileOthersFinish) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(drafter->check(), "");
+}
+
+// ---- the cross-vocabulary bridge -------------------------------------------------------------
+
+namespace {
+
+using ragkernels::spec::BridgeSession;
+using ragkernels::spec::ByteVocab;
+using ragkernels::spec::VocabBridge;
+
+}  // namespace
+
+TEST(ByteVocab, LongestMatchAndOpenEnds) {
+  const ByteVocab vocab({"a", "ab", "abc", "b", "", "ab"});
+  const auto m = vocab.longest("abd");
+  EXPECT_EQ(m.id, 1);  // "ab": of equal bytes the lowest id
+  EXPECT_EQ(m.length, 2);
+  EXPECT_FALSE(m.open);
+  EXPECT_TRUE(vocab.longest("ab").open);  // "abc" could follow
+  EXPECT_EQ(vocab.longest("x").id, -1);
+  std::vector<int64_t> ends;
+  EXPECT_EQ(vocab.encode("abxbab", ByteVocab::Mode::kCommit, &ends), (std::vector<int32_t>{1, 3, 1}));
+  EXPECT_EQ(ends, (std::vector<int64_t>{2, 4, 6}));
+  EXPECT_EQ(vocab.encode("abxbab", ByteVocab::Mode::kDraft), (std::vector<int32_t>{1}));  // stops at "x"
+  EXPECT_EQ(vocab.encode("bab", ByteVocab::Mode::kDraft), (std::vector<int32_t>{3}));   // "ab" may grow
+}
+
+TEST(BridgeSession, CommitsWordsAndMapsTheContinuation) {
+  auto bridge = std::make_shared<const VocabBridge>(ByteVocab({"a", "b", " ", "ba"}),
+                                                    ByteVocab({"a", "b", " ", "ab", " ab"}));
+  BridgeSession session(bridge);
+  const std::vector<int32_t> prompt{3, 0, 2, 3};  // "aba ab"
+  EXPECT_EQ(session.extend(prompt.data(), 4), (std::vector<int32_t>{0, 3}));  // "aba"
+  EXPECT_EQ(session.pending(), " ab");
+  ragkernels::spec::TokenTree drafted(3);  // drafter: " ", "a", "ba", " " (and a branch that disagrees)
+  const int32_t space = drafted.add(0, 2, 0.9f);
+  const int32_t a = drafted.add(space, 0, 0.8f);
+  drafted.add(drafted.add(a, 3, 0.7f), 2, 0.6f);
+  drafted.add(space, 1, 0.1f);  // " b": not the pending " ab"
+  const auto tree = session.map(drafted, 8);
+  EXPECT_EQ(tree.tokens, (std::vector<int32_t>{3, 0}));  // "a" then " " (open: " ab" may follow): left out
+  EXPECT_EQ(tree.parents, (std::vector<int32_t>{-1, 0}));
+  EXPECT_FLOAT_EQ(tree.weights[1], 0.7f);  // the bytes of "a" need the drafter's "ba"
 }

@@ -503,3 +503,105 @@ def draft_ref(text, sa, context, max_nodes, *, max_match=16, min_match=1, max_de
 
     visit((), 0)
     return tokens, parents, weights
+
+
+# ---- cross-vocabulary bridge (csrc/spec/vocab_bridge.*) ---------------------------------------
+
+class ByteVocabRef:
+    """Greedy longest match over a vocabulary's byte strings, by brute force."""
+
+    def __init__(self, pieces):
+        self.pieces = list(pieces)
+        self.ids = {}
+        for i, piece in enumerate(self.pieces):
+            if piece:
+                self.ids.setdefault(piece, i)  # the lowest id of equal bytes
+
+    def longest(self, text):
+        """(id, length, open): open when all of `text` is a proper prefix of a piece."""
+        best = (-1, 0)
+        for n in range(1, len(text) + 1):
+            if text[:n] in self.ids:
+                best = (self.ids[text[:n]], n)
+        is_open = any(len(p) > len(text) and p.startswith(text) for p in self.ids)
+        return best[0], best[1], is_open
+
+    def encode(self, text, draft=False):
+        """(ids, ends): commit mode skips bytes no piece spells; draft mode stops
+        there and drops a last token whose match the end of `text` cut short."""
+        ids, ends, pos = [], [], 0
+        while pos < len(text):
+            i, n, is_open = self.longest(text[pos:])
+            if i < 0:
+                if draft:
+                    break
+                pos += 1
+                continue
+            if draft and is_open:
+                break
+            pos += n
+            ids.append(i)
+            ends.append(pos)
+        return ids, ends
+
+    def decode(self, ids):
+        return b"".join(self.pieces[i] for i in ids)
+
+
+def commit_point(pending, max_pending=16):
+    """Start of the last whitespace run (not at 0); when more than
+    max_pending bytes would stay, a UTF-8 character start 8 bytes from the
+    end; else 0."""
+    space = b" \n\t\r"
+    cut = next((i for i in range(len(pending) - 1, 0, -1) if pending[i] in space and pending[i - 1] not in space), 0)
+    if len(pending) - cut <= max_pending:
+        return cut
+    cut = len(pending) - 8
+    while cut > 0 and pending[cut] & 0xC0 == 0x80:
+        cut -= 1
+    return cut
+
+
+class BridgeSessionRef:
+    def __init__(self, drafter_pieces, target_pieces):
+        self.drafter, self.target = ByteVocabRef(drafter_pieces), ByteVocabRef(target_pieces)
+        self.pending, self.last, self.size = b"", -1, 0
+
+    def extend(self, ids):
+        if not ids:
+            return []
+        self.pending += self.target.decode(ids)
+        self.last, self.size = ids[-1], self.size + len(ids)
+        cut = commit_point(self.pending)
+        committed = self.drafter.encode(self.pending[:cut])[0]
+        self.pending = self.pending[cut:]
+        return committed
+
+    def flush(self):
+        committed = self.drafter.encode(self.pending)[0]
+        self.pending = b""
+        return committed
+
+    def map(self, tokens, parents, weights, budget):
+        """The target tree (tokens, parents, weights) of a drafter tree."""
+        p, n = len(self.pending), len(tokens)
+        path, ok = [b""] * n, [True] + [False] * (n - 1)
+        for i in range(1, n):
+            if ok[parents[i]]:
+                path[i] = path[parents[i]] + self.drafter.pieces[tokens[i]]
+                m = min(len(path[i]), p)
+                ok[i] = path[i][:m] == self.pending[:m]
+        chains = []
+        for leaf in range(1, n):
+            if not ok[leaf] or any(ok[c] for c in children_of(parents, leaf)) or len(path[leaf]) <= p:
+                continue
+            ids, ends = self.target.encode(path[leaf][p:], draft=True)
+            line = [a for a in ancestors(parents, leaf) if a != 0][::-1]
+            chain_tokens, chain_parents, chain_weights = [self.last], [-1], [1.0]
+            for j, (token, end) in enumerate(zip(ids, ends)):
+                cover = next(a for a in line if len(path[a]) >= p + end)
+                chain_tokens.append(token)
+                chain_parents.append(j)
+                chain_weights.append(weights[cover])
+            chains.append((chain_tokens, chain_parents, chain_weights))
+        return merge(chains or [([self.last], [-1], [1.0])], budget)
