@@ -648,6 +648,23 @@ def test_smollm2_greedy_is_lossless():
 
 
 @pytest.mark.slow
+def test_smollm2_token_bytes_spell_its_text():
+    """SmolLM2's byte-level BPE: the bytes of the ids of any text are the
+    text's UTF-8; its special tokens spell nothing."""
+    smollm2 = pytest.importorskip("ragkernels.hf.smollm2")
+    try:
+        _, tokenizer = smollm2.load_smollm2()
+    except ModuleNotFoundError as missing:
+        pytest.skip(str(missing))
+    pieces = rks.token_bytes(tokenizer)
+    assert len(pieces) == len(tokenizer)
+    assert all(pieces[i] == b"" for i in tokenizer.all_special_ids)
+    for text in ["The Eiffel Tower, named after Gustave Eiffel.", "naïve café 日本語 ✓\n\n  code() {}\t"]:
+        ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+        assert b"".join(pieces[i] for i in ids) == text.encode()
+
+
+@pytest.mark.slow
 def test_smollm2_refuses_a_stale_cache_folder(tmp_path):
     """A cache folder left without config.json (not ours) is not overwritten:
     the error names it; the converted model is not left behind."""

@@ -18,13 +18,22 @@ runs prompt i + 1, so a drift of the machine's load hits all alike):
   accumulate in it, as in a serving process), adaptive;
 - ``rk retrieval``: ``RetrievalDrafter`` over a datastore of SciFact + CACM +
   the MS MARCO sample tokenized with SmolLM2's tokenizer (about 5M tokens),
-  adaptive.
+  adaptive;
+- ``... in another vocabulary``: the retrieval drafter over the same corpora
+  tokenized with a 16k byte-level BPE trained on them, and a suffix drafter
+  in that vocabulary, both through ``VocabBridge`` (the cross-vocabulary
+  case: a drafter built for another model's tokenizer).
+
+One drafter object per system for the whole run, as a serving process
+keeps one: suffix drafters accumulate the answers, the adaptive policy its
+calibration.
 
 Per system: forwards per generated token (a forward hook counts the model's
 calls, prefill included), mean accepted tokens per step, drafter µs per
 draft call, end-to-end tokens/s (sum of tokens / sum of seconds) and the
 number of outputs identical to greedy. Batch 8: plain batched greedy
-against ragkernels' batched loop on the first 8 RAG prompts (left padding),
+against ragkernels' batched loop on the first 8 RAG prompts (left padding;
+3 rounds interleaved, median time),
 rows compared with the batched greedy rows.
 
 Drafter cost per call on the same contexts (each RAG prompt and its greedy
@@ -34,6 +43,8 @@ against arctic-inference's SuffixDecoding cache when built
 4,096-token request context. Run:
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_spec.py
+
+(``--parts batch1`` or ``--parts batch8`` runs one of the two.)
 """
 from __future__ import annotations
 
@@ -52,23 +63,47 @@ from _spec_prompts import open_prompts, rag_prompts
 CACHE = Path.home() / ".cache" / "ragkernels" / "bench"
 
 
-def corpus_datastore(tokenizer, rk):
-    """The datastore of the shared corpora, built once and cached."""
+def corpus_texts(rk):
+    """SciFact + CACM + the MS MARCO sample, as texts."""
     from _common import data_dir
 
-    path = CACHE / "datastore-smollm2.rkds"
-    if path.is_file():
-        return rk.spec.Datastore.load(path)
     root = data_dir()
     corpora = [rk.data.read_corpus(root / "beir" / "scifact" / "corpus.jsonl"),
                rk.data.read_corpus(root / "classic" / "cacm" / "corpus.jsonl"),
                rk.data.read_msmarco_collection(root / "msmarco-passage" / "collection.subset.tsv")]
-    texts = [t for c in corpora for t in c.full_texts()]
-    ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+    return [t for c in corpora for t in c.full_texts()]
+
+
+def corpus_datastore(tokenizer, rk, name="smollm2"):
+    """The datastore of the shared corpora in `tokenizer`'s ids, built once and cached."""
+    path = CACHE / f"datastore-{name}.rkds"
+    if path.is_file():
+        return rk.spec.Datastore.load(path)
+    ids = tokenizer(corpus_texts(rk), add_special_tokens=False)["input_ids"]
     store = rk.spec.Datastore.build(ids, vocab_size=len(tokenizer), show_progress=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     store.save(path)
     return store
+
+
+def other_tokenizer(rk, vocab_size=16384):
+    """A byte-level BPE tokenizer trained on the shared corpora, the drafter
+    side of the cross-vocabulary systems (another model's tokenizer would do;
+    none ships offline). Trained once and cached."""
+    import tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    path = CACHE / f"other-bpe-{vocab_size}.json"
+    if not path.is_file():
+        tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+        tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+        tok.decoder = tokenizers.decoders.ByteLevel()
+        trainer = tokenizers.trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<eos>"],
+                                                 initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+        tok.train_from_iterator(corpus_texts(rk), trainer)
+        CACHE.mkdir(parents=True, exist_ok=True)
+        tok.save(str(path))
+    return PreTrainedTokenizerFast(tokenizer_file=str(path), eos_token="<eos>")
 
 
 class ForwardCounter:
@@ -134,39 +169,53 @@ def summarize(results, kinds, reference="greedy"):
     return rows
 
 
-def run_batch8(model, tokenizer, prompts, rk, torch, max_new_tokens, drafter_factory):
+def run_batch8(model, tokenizer, prompts, rk, torch, max_new_tokens, drafter_factory, rounds=3):
+    """Plain batched greedy and each drafter on one left-padded batch,
+    `rounds` times interleaved (greedy, drafter 1, drafter 2, greedy, ...):
+    the median seconds per system, so a drift of the machine hits all alike."""
     tokenizer.padding_side = "left"
     texts = [tokenizer.apply_chat_template(p["messages"], add_generation_prompt=True, tokenize=False) for p in prompts]
     batch = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-    rows = []
-    start = time.perf_counter()
-    plain = model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens)
-    plain_s = time.perf_counter() - start
     eos = model.generation_config.eos_token_id
-    pad = model.generation_config.pad_token_id
 
     def count(seqs):
-        new = seqs[:, batch["input_ids"].shape[1]:]
         n = 0
-        for row in new.tolist():
-            for t in row:
-                n += 1
-                if t == eos:
-                    break
+        for row in seqs[:, batch["input_ids"].shape[1]:].tolist():
+            n += next((i + 1 for i, t in enumerate(row) if t == eos), len(row))
         return n
 
-    rows.append({"system": "greedy, batch 8", "tokens": count(plain), "seconds": plain_s})
-    for name, factory in drafter_factory.items():
-        start = time.perf_counter()
-        out = rk.hf.speculative_generate(model, batch["input_ids"], factory(), max_new_tokens=max_new_tokens,
-                                         attention_mask=batch["attention_mask"], draft="adaptive")
-        seconds = time.perf_counter() - start
-        same = sum(torch.equal(a, b) for a, b in zip(out.sequences, plain))
-        rows.append({"system": f"{name}, batch 8", "tokens": count(out.sequences), "seconds": seconds,
-                     "rows identical to batched greedy": f"{same}/{len(prompts)}",
-                     "accepted/step": out.spec_stats.mean_accepted})
+    def greedy():
+        return model.generate(**batch, do_sample=False, max_new_tokens=max_new_tokens), None
+
+    def speculative(factory):
+        def run():
+            out = rk.hf.speculative_generate(model, batch["input_ids"], factory(), max_new_tokens=max_new_tokens,
+                                             attention_mask=batch["attention_mask"], draft="adaptive")
+            return out.sequences, out.spec_stats
+        return run
+
+    systems = {"greedy, batch 8": greedy}
+    systems.update({f"{name}, batch 8": speculative(factory) for name, factory in drafter_factory.items()})
+    seconds = {name: [] for name in systems}
+    outputs = {}
+    for _ in range(rounds):
+        for name, run in systems.items():
+            start = time.perf_counter()
+            outputs[name] = run()
+            seconds[name].append(time.perf_counter() - start)
+    plain = outputs["greedy, batch 8"][0]
+    rows = []
+    for name in systems:
+        sequences, stats = outputs[name]
+        row = {"system": name, "tokens": count(sequences), "seconds (median)": statistics.median(seconds[name]),
+               "rounds": rounds}
+        if stats is not None:
+            same = sum(torch.equal(a, b) for a, b in zip(sequences, plain))
+            row.update({"rows identical to batched greedy": f"{same}/{len(prompts)}",
+                        "accepted/step": stats.mean_accepted})
+        row["tokens/s"] = row["tokens"] / row["seconds (median)"]
+        rows.append(row)
     for r in rows:
-        r["tokens/s"] = r["tokens"] / r["seconds"]
         r["× greedy"] = r["tokens/s"] / rows[0]["tokens/s"]
     return rows
 
@@ -209,7 +258,7 @@ def drafter_costs(rk, prompts_ids, answers, max_depth=32):
     return rows
 
 
-def long_context_costs(rk, prompts_ids, store, calls=2000):
+def long_context_costs(rk, prompts_ids, store, bridged_retrieval, calls=2000):
     """Drafters on one 4,096-token request context (RAG prompts concatenated):
     µs per draft call, each after extending by one token."""
     context = np.concatenate([np.asarray(p) for p in prompts_ids])
@@ -219,7 +268,8 @@ def long_context_costs(rk, prompts_ids, store, calls=2000):
     out = []
     for name, drafter in [("rk PromptLookupDrafter", rk.spec.PromptLookupDrafter(max_depth=16)),
                           ("rk SuffixDrafter", rk.spec.SuffixDrafter(max_depth=32)),
-                          ("rk RetrievalDrafter (5M-token datastore)", rk.spec.RetrievalDrafter(store))]:
+                          ("rk RetrievalDrafter (5M-token datastore)", rk.spec.RetrievalDrafter(store)),
+                          ("rk RetrievalDrafter in another vocabulary (VocabBridge)", bridged_retrieval)]:
         session = drafter.start(prompt)
         times = []
         for t in tail:
@@ -239,7 +289,8 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=6)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--skip-batch", action="store_true")
+    ap.add_argument("--parts", default="batch1,batch8",
+                    help="comma-separated: batch1 (with the drafter costs, which replay its greedy answers), batch8")
     args = ap.parse_args()
 
     import torch
@@ -249,13 +300,42 @@ def main() -> None:
 
     torch.set_num_threads(args.threads)
     rk.set_num_threads(args.threads)
+    parts = set(args.parts.split(","))
+    if not parts <= {"batch1", "batch8"}:
+        ap.error(f"--parts: batch1 and/or batch8, got {args.parts}")
     model, tokenizer = load_smollm2()
+    prompts = rag_prompts(args.scifact, args.dl) + open_prompts(args.open)
+    meta = {"machine": machine(), "threads": args.threads, "max_new_tokens": args.max_new_tokens,
+            "versions": versions({"torch": "torch", "transformers": "transformers", "ragkernels": "ragkernels"}),
+            "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_spec.py "
+                       f"--parts {args.parts}"}
+    if "batch1" in parts:
+        batch1(model, tokenizer, prompts, rk, torch, args.max_new_tokens, meta)
+    if "batch8" in parts:
+        rag = [p for p in prompts if p["kind"] != "open"][:8]
+        rows = run_batch8(model, tokenizer, rag, rk, torch, args.max_new_tokens, {
+            "rk prompt lookup, adaptive": lambda: rk.spec.PromptLookupDrafter(max_depth=16),
+            "rk suffix tree, adaptive": lambda: rk.spec.SuffixDrafter(max_depth=32)})  # fresh: no answers seen
+        print("Batch 8\n" + write_results("spec_batch8", rows, ["system", "tokens", "rounds", "seconds (median)",
+                                                                "tokens/s", "× greedy", "accepted/step",
+                                                                "rows identical to batched greedy"], meta))
+
+
+def batch1(model, tokenizer, prompts, rk, torch, n, meta) -> None:
+    """Every system prompt by prompt, then the drafter costs on the same contexts."""
     counter = ForwardCounter(model)
     store = corpus_datastore(tokenizer, rk)
-    prompts = rag_prompts(args.scifact, args.dl) + open_prompts(args.open)
-    n = args.max_new_tokens
+    other = other_tokenizer(rk)
+    other_store = corpus_datastore(other, rk, name="other-bpe-16384")
+    # One drafter object per system, as a serving process keeps one: the suffix
+    # drafters accumulate the answers, the adaptive policy its calibration.
+    lookup = rk.spec.PromptLookupDrafter(max_depth=16)
     suffix = rk.spec.SuffixDrafter(max_depth=32)
     suffix4 = rk.spec.SuffixDrafter(max_depth=32, max_spec_factor=4.0, min_probability=0.2)
+    retrieval = rk.spec.RetrievalDrafter(store)
+    bridged_retrieval = rk.spec.VocabBridge.from_tokenizers(rk.spec.RetrievalDrafter(other_store), other, tokenizer)
+    bridged_suffix = rk.spec.VocabBridge.from_tokenizers(
+        rk.spec.SuffixDrafter(max_depth=32, max_spec_factor=4.0, min_probability=0.2), other, tokenizer)
 
     def greedy(ids):
         return model.generate(ids, do_sample=False, max_new_tokens=n), None
@@ -263,58 +343,41 @@ def main() -> None:
     def hf_lookup(ids):
         return model.generate(ids, do_sample=False, max_new_tokens=n, prompt_lookup_num_tokens=10), None
 
-    def rk_loop(make_drafter, draft, tree=True):
+    def rk_loop(drafter, draft, tree=True):
         def run(ids):
-            out = rk.hf.speculative_generate(model, ids, make_drafter(), max_new_tokens=n, draft=draft, tree=tree)
+            out = rk.hf.speculative_generate(model, ids, drafter, max_new_tokens=n, draft=draft, tree=tree)
             return out.sequences, out.spec_stats
         return run
 
     systems = {
         "greedy": greedy,
         "hf prompt lookup (10)": hf_lookup,
-        "rk prompt lookup, chain 8": rk_loop(lambda: rk.spec.PromptLookupDrafter(max_depth=16), 8, tree=False),
-        "rk prompt lookup, adaptive": rk_loop(lambda: rk.spec.PromptLookupDrafter(max_depth=16), "adaptive",
-                                              tree=False),
-        "rk suffix tree, adaptive": rk_loop(lambda: suffix, "adaptive"),
-        "rk suffix tree (factor 4, floor 0.2), adaptive": rk_loop(lambda: suffix4, "adaptive"),
-        "rk retrieval tree, adaptive": rk_loop(lambda: rk.spec.RetrievalDrafter(store), "adaptive"),
+        "rk prompt lookup, chain 8": rk_loop(rk.spec.PromptLookupDrafter(max_depth=16), 8, tree=False),
+        "rk prompt lookup, adaptive": rk_loop(lookup, "adaptive", tree=False),
+        "rk suffix tree, adaptive": rk_loop(suffix, "adaptive"),
+        "rk suffix tree (factor 4, floor 0.2), adaptive": rk_loop(suffix4, "adaptive"),
+        "rk retrieval tree, adaptive": rk_loop(retrieval, "adaptive"),
+        "rk retrieval tree in another vocabulary (VocabBridge), adaptive": rk_loop(bridged_retrieval, "adaptive"),
+        "rk suffix tree (factor 4, floor 0.2) in another vocabulary (VocabBridge), adaptive":
+            rk_loop(bridged_suffix, "adaptive"),
     }
     greedy(encode(tokenizer, prompts[0]["messages"], torch))  # warm-up
     print(f"batch 1: {len(prompts)} prompts x {len(systems)} systems", flush=True)
     results = run_batch1(model, tokenizer, prompts, systems, counter, n, torch)
-    rag_rows = summarize(results, {"claim", "question"})
-    open_rows = summarize(results, {"open"})
-
-    batch_rows = []
-    if not args.skip_batch:
-        rag = [p for p in prompts if p["kind"] != "open"][:8]
-        batch_rows = run_batch8(model, tokenizer, rag, rk, torch, n, {
-            "rk prompt lookup, adaptive": lambda: rk.spec.PromptLookupDrafter(max_depth=16),
-            "rk suffix tree, adaptive": lambda: rk.spec.SuffixDrafter(max_depth=32)})  # fresh: no answers seen
+    cols = ["system", "prompts", "tokens", "forwards/token", "accepted/step", "drafter µs/call (median)", "tokens/s",
+            "× greedy", "identical to greedy"]
+    print("\nRAG prompts\n" + write_results("spec_rag", summarize(results, {"claim", "question"}), cols, meta))
+    print("Open-ended prompts\n" + write_results("spec_open", summarize(results, {"open"}), cols, meta))
+    (RESULTS / "spec_outputs.json").write_text(json.dumps(results))
 
     rag_prompts_ids = [encode(tokenizer, p["messages"], torch)[0].tolist() for p in prompts if p["kind"] != "open"]
     answers = [r["output"] for r in results["greedy"] if r["kind"] != "open"]
-    cost_rows = drafter_costs(rk, rag_prompts_ids, answers)
-    long_rows = long_context_costs(rk, rag_prompts_ids, store)
-
-    meta = {"machine": machine(), "threads": args.threads, "max_new_tokens": n,
-            "versions": versions({"torch": "torch", "transformers": "transformers", "ragkernels": "ragkernels"}),
-            "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_spec.py"}
-    cols = ["system", "prompts", "tokens", "forwards/token", "accepted/step", "drafter µs/call (median)", "tokens/s",
-            "× greedy", "identical to greedy"]
-    print("\nRAG prompts\n" + write_results("spec_rag", rag_rows, cols, meta))
-    print("Open-ended prompts\n" + write_results("spec_open", open_rows, cols, meta))
-    if batch_rows:
-        print("Batch 8\n" + write_results("spec_batch8", batch_rows, ["system", "tokens", "seconds", "tokens/s",
-                                                                      "× greedy", "accepted/step",
-                                                                      "rows identical to batched greedy"], meta))
-    print("Drafter cost, same contexts\n" + write_results("spec_drafter_cost", cost_rows,
+    print("Drafter cost, same contexts\n" + write_results("spec_drafter_cost",
+                                                          drafter_costs(rk, rag_prompts_ids, answers),
                                                           ["drafter", "calls", "median µs", "p99 µs"], meta))
-    print("Drafter cost, 4k-token context\n" + write_results("spec_long_context", long_rows,
-                                                             ["drafter", "context tokens", "calls", "median µs",
-                                                              "p99 µs"], meta))
-    (RESULTS / "spec_outputs.json").write_text(json.dumps(results))
-
+    print("Drafter cost, 4k-token context\n" + write_results(
+        "spec_long_context", long_context_costs(rk, rag_prompts_ids, store, bridged_retrieval),
+        ["drafter", "context tokens", "calls", "median µs", "p99 µs"], meta))
 
 if __name__ == "__main__":
     main()

@@ -275,7 +275,7 @@ def plot_spec() -> Optional[Path]:
     if not rag or not open_:
         return None
     systems = [r["system"] for r in rag]
-    fig, ax = plt.subplots(figsize=(10, 4.8))
+    fig, ax = plt.subplots(figsize=(12, 1.5 + 0.55 * len(systems)))
     width = 0.38
     for i, (rows, label) in enumerate([(rag, "RAG prompts (SciFact, DL19)"), (open_, "open-ended prompts")]):
         values = [next(r["tokens/s"] for r in rows if r["system"] == s) for s in systems]
