@@ -39,6 +39,8 @@ def check_int(value: Any, name: str, op: str, *, minimum: int = 1, maximum: int 
 
     Run before a value reaches the compiled core, whose int64/int32 arguments
     would otherwise fail with pybind11's "incompatible function arguments"."""
+    if type(value) is int and minimum <= value <= maximum:  # the common case, on per-step paths
+        return value
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
         raise TypeError(f"{op}: {name} must be an int, got {type(value).__name__} {value!r}"[:200])
     value = int(value)
