@@ -44,7 +44,8 @@ against arctic-inference's SuffixDecoding cache when built
 
     env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_spec.py
 
-(``--parts batch1`` or ``--parts batch8`` runs one of the two.)
+(``--parts batch1,batch8,costs`` by default; costs replays the greedy
+answers batch1 saved.)
 """
 from __future__ import annotations
 
@@ -289,8 +290,8 @@ def main() -> None:
     ap.add_argument("--open", type=int, default=6)
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--parts", default="batch1,batch8",
-                    help="comma-separated: batch1 (with the drafter costs, which replay its greedy answers), batch8")
+    ap.add_argument("--parts", default="batch1,batch8,costs",
+                    help="comma-separated: batch1, batch8, costs (replays the greedy answers batch1 saved)")
     args = ap.parse_args()
 
     import torch
@@ -301,8 +302,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rk.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
-    if not parts <= {"batch1", "batch8"}:
-        ap.error(f"--parts: batch1 and/or batch8, got {args.parts}")
+    if not parts <= {"batch1", "batch8", "costs"}:
+        ap.error(f"--parts: any of batch1, batch8, costs, got {args.parts}")
     model, tokenizer = load_smollm2()
     prompts = rag_prompts(args.scifact, args.dl) + open_prompts(args.open)
     meta = {"machine": machine(), "threads": args.threads, "max_new_tokens": args.max_new_tokens,
@@ -311,6 +312,8 @@ def main() -> None:
                        f"--parts {args.parts}"}
     if "batch1" in parts:
         batch1(model, tokenizer, prompts, rk, torch, args.max_new_tokens, meta)
+    if "costs" in parts:
+        costs(tokenizer, prompts, rk, torch, meta)
     if "batch8" in parts:
         rag = [p for p in prompts if p["kind"] != "open"][:8]
         rows = run_batch8(model, tokenizer, rag, rk, torch, args.max_new_tokens, {
@@ -370,6 +373,15 @@ def batch1(model, tokenizer, prompts, rk, torch, n, meta) -> None:
     print("Open-ended prompts\n" + write_results("spec_open", summarize(results, {"open"}), cols, meta))
     (RESULTS / "spec_outputs.json").write_text(json.dumps(results))
 
+
+def costs(tokenizer, prompts, rk, torch, meta) -> None:
+    """The drafters' cost per call, replaying the RAG prompts' greedy answers
+    (saved by batch1)."""
+    results = json.loads((RESULTS / "spec_outputs.json").read_text())
+    store = corpus_datastore(tokenizer, rk)
+    other = other_tokenizer(rk)
+    bridged_retrieval = rk.spec.VocabBridge.from_tokenizers(
+        rk.spec.RetrievalDrafter(corpus_datastore(other, rk, name="other-bpe-16384")), other, tokenizer)
     rag_prompts_ids = [encode(tokenizer, p["messages"], torch)[0].tolist() for p in prompts if p["kind"] != "open"]
     answers = [r["output"] for r in results["greedy"] if r["kind"] != "open"]
     print("Drafter cost, same contexts\n" + write_results("spec_drafter_cost",
@@ -378,6 +390,7 @@ def batch1(model, tokenizer, prompts, rk, torch, n, meta) -> None:
     print("Drafter cost, 4k-token context\n" + write_results(
         "spec_long_context", long_context_costs(rk, rag_prompts_ids, store, bridged_retrieval),
         ["drafter", "context tokens", "calls", "median µs", "p99 µs"], meta))
+
 
 if __name__ == "__main__":
     main()

@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <queue>
 #include <sstream>
 #include <utility>
 
@@ -381,16 +380,34 @@ bool SuffixTree::has_continuation(const Cursor& at) const {
 }
 
 // The largest L <= min(n, max_match, max_depth - 1) whose suffix occurs with
-// a continuation, scanned from the longest: a request's own sequence is
-// indexed max_depth tokens late, which can make a shorter suffix miss where
-// a longer one matches, so no binary search. Each failed try usually stops
-// after a few tokens.
+// a continuation. With every document complete, "the last L tokens occur
+// with a continuation" holds for every length below one for which it holds
+// (the same occurrence, one token later; L + 1 <= max_depth keeps it within
+// the truncated paths), so L is found by binary search. An open document (a
+// request's own sequence) enters max_depth tokens late, which can make a
+// shorter suffix miss where a longer one matches: then lengths are tried from
+// the longest (each failed try usually stops after a few tokens).
 int64_t SuffixTree::longest_match(const int32_t* pattern, int64_t n, int64_t max_match, Cursor& at) const {
   const int64_t longest = std::min({n, max_match, static_cast<int64_t>(max_depth_) - 1});
-  for (int64_t len = longest; len >= 1; --len) {
-    if (walk(pattern + n - len, len, at) && has_continuation(at)) return len;
+  auto matches = [&](int64_t len, Cursor& c) { return walk(pattern + n - len, len, c) && has_continuation(c); };
+  if (open_doc_ >= 0) {
+    for (int64_t len = longest; len >= 1; --len) {
+      if (matches(len, at)) return len;
+    }
+    return 0;
   }
-  return 0;
+  int64_t lo = 0, hi = longest;  // matches(lo) (or lo == 0); hi bounds the answer
+  Cursor c{0, 0};
+  while (lo < hi) {
+    const int64_t mid = (lo + hi + 1) / 2;
+    if (matches(mid, c)) {
+      lo = mid;
+      at = c;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
 }
 
 namespace {
@@ -416,24 +433,30 @@ struct Worse {
 
 SuffixDraft SuffixTree::draft(const int32_t* pattern, int64_t n, int32_t root, int64_t max_nodes,
                               const SuffixDraftParams& params) const {
-  SuffixDraft out{TokenTree(root)};
   Cursor m{0, 0};
-  if (max_nodes <= 0) return out;
-  const int64_t match = longest_match(pattern, n, params.max_match, m);
-  if (match == 0) return out;
-  out.match_length = match;
-  out.match_count = count_of(m.node);
+  const int64_t match = max_nodes > 0 ? longest_match(pattern, n, params.max_match, m) : 0;
+  if (match == 0) return SuffixDraft{TokenTree(root)};
   const double cap = std::floor(params.max_spec_factor * static_cast<double>(match));
   const int64_t budget = cap >= static_cast<double>(max_nodes) ? max_nodes : static_cast<int64_t>(cap);
+  SuffixDraft out{TokenTree(root, static_cast<size_t>(budget) + 1)};
+  out.match_length = match;
+  out.match_count = count_of(m.node);
   const auto total = static_cast<double>(out.match_count);
   int64_t remaining = budget;  // nodes still to draft
-  std::priority_queue<Candidate, std::vector<Candidate>, Worse> heap;
+  // The candidates' heap reuses this thread's buffer: a draft is a few
+  // microseconds, in which an allocation per call would show.
+  thread_local std::vector<Candidate> heap;
+  heap.clear();
+  auto push = [&](const Candidate& c) {
+    heap.push_back(c);
+    std::push_heap(heap.begin(), heap.end(), Worse{});
+  };
   auto expand = [&](const Cursor& c, int32_t index, int32_t depth) {
     const Node& x = nodes_[static_cast<size_t>(c.node)];
     if (is_tail(c.node)) {
       const int32_t pos = x.ref_pos + c.offset;
       if (pos < x.ref_end && 1.0 / total >= params.min_probability) {
-        heap.push(Candidate{1, depth + 1, token_at(x.ref_doc, pos), index, c.node, c.offset + 1});
+        push(Candidate{1, depth + 1, token_at(x.ref_doc, pos), index, c.node, c.offset + 1});
       }
       return;
     }
@@ -449,15 +472,16 @@ SuffixDraft SuffixTree::draft(const int32_t* pattern, int64_t n, int32_t root, i
         continue;
       }
       if (x.sorted && pushed >= remaining && y.count != last) break;
-      heap.push(Candidate{y.count, depth + 1, y.token, index, child, 0});
+      push(Candidate{y.count, depth + 1, y.token, index, child, 0});
       ++pushed;
       last = y.count;
     }
   };
   expand(m, 0, 0);
   while (out.tree.size() - 1 < budget && !heap.empty()) {
-    const Candidate c = heap.top();
-    heap.pop();
+    std::pop_heap(heap.begin(), heap.end(), Worse{});
+    const Candidate c = heap.back();
+    heap.pop_back();
     const float weight = static_cast<float>(static_cast<double>(c.count) / total);
     const int32_t index = out.tree.add(c.parent, c.token, weight);
     out.count_sum += c.count;

@@ -10,6 +10,7 @@
 // of a node are stored in the order the drafter ranks them (best first).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
@@ -21,6 +22,13 @@ struct TokenTree {
   std::vector<float> weights{1.0f};
 
   explicit TokenTree(int32_t root_token = 0) : tokens{root_token} {}
+  // A root-only tree with room for `capacity` nodes (one allocation per array).
+  TokenTree(int32_t root_token, size_t capacity) : tokens(), parents(), weights() {
+    tokens.reserve(capacity);
+    parents.reserve(capacity);
+    weights.reserve(capacity);
+    add(-1, root_token, 1.0f);
+  }
   int64_t size() const { return static_cast<int64_t>(tokens.size()); }
   // Appends a node and returns its index; parent must be an existing node.
   int32_t add(int32_t parent, int32_t token, float weight) {
