@@ -1,7 +1,7 @@
 // Bindings of csrc/spec: here token_tree.h and verify.h (the TokenTree
 // object, its arrays viewed in place, read-only; merge, masks and
 // verification); the drafters and the datastore have files of their own
-// (bind_spec_drafters.cpp, bind_spec_datastore.cpp), called from bind_spec.
+// (bind_spec_drafters.cpp, bind_spec_datastore.cpp, bind_spec_trie.cpp), called from bind_spec.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
@@ -20,6 +20,7 @@ namespace ragkernels::bindings {
 
 void bind_spec_drafters(py::module_& m);
 void bind_spec_datastore(py::module_& m);
+void bind_spec_trie(py::module_& m);
 
 namespace {
 
@@ -146,6 +147,7 @@ void bind_spec(py::module_& m) {
       py::arg("tree"), py::arg("probs"), py::arg("seed"));
   bind_spec_drafters(m);  // after TokenTree: drafters return it
   bind_spec_datastore(m);
+  bind_spec_trie(m);
 }
 
 }  // namespace ragkernels::bindings

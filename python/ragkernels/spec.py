@@ -226,7 +226,8 @@ def verify_sampling(tree: TokenTree, probs: Any, seed: int) -> Accepted:
 from ragkernels._spec_datastore import Datastore, Match, RetrievalDrafter, RetrievalSession  # noqa: E402
 from ragkernels._spec_drafters import (PromptLookupDrafter, PromptLookupSession, SuffixDrafter,  # noqa: E402
                                        SuffixSession, VocabBridge, VocabBridgeSession, token_bytes)
+from ragkernels._spec_trie import Trie  # noqa: E402
 
 __all__ = ["Accepted", "Datastore", "Match", "PromptLookupDrafter", "PromptLookupSession", "RetrievalDrafter",
-           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "VocabBridge", "VocabBridgeSession",
-           "merge", "token_bytes", "verify_greedy", "verify_sampling"]
+           "RetrievalSession", "SuffixDrafter", "SuffixSession", "TokenTree", "Trie", "VocabBridge",
+           "VocabBridgeSession", "merge", "token_bytes", "verify_greedy", "verify_sampling"]

@@ -605,3 +605,56 @@ class BridgeSessionRef:
                 chain_weights.append(weights[cover])
             chains.append((chain_tokens, chain_parents, chain_weights))
         return merge(chains or [([self.last], [-1], [1.0])], budget)
+
+
+# ---- the constrained-decoding trie (csrc/spec/trie.*) ---------------------------------------
+
+class TrieRef:
+    """A dict-of-dicts trie, numbered depth-first with children by token: the
+    CSR arrays the compiled build must produce, and the step ops on them."""
+
+    def __init__(self, sequences, vocab_size):
+        self.vocab_size = vocab_size
+        root = {}
+        ends = set()
+        for seq in sequences:
+            node = root
+            for t in seq:
+                node = node.setdefault(t, {})
+            ends.add(id(node))
+        self.row_ptr, self.tokens, self.child, self.terminal = [0], [], [], []
+        self.num_sequences = len({tuple(s) for s in sequences})
+        self.children = []  # per node: {token: child id}
+        order = []
+
+        def number(node):
+            order.append(node)
+            me = len(order) - 1
+            self.terminal.append(1 if id(node) in ends else 0)
+            self.children.append({})
+            for t in sorted(node):
+                self.children[me][t] = number(node[t])
+            return me
+
+        number(root)
+        for v in range(len(order)):
+            for t in sorted(self.children[v]):
+                self.tokens.append(t)
+                self.child.append(self.children[v][t])
+            self.row_ptr.append(len(self.tokens))
+
+    def bitmask(self, states):
+        words = (self.vocab_size + 31) // 32
+        out = []
+        for s in states:
+            row = [0] * words
+            for t in (self.children[s] if s >= 0 else {}):
+                row[t // 32] |= 1 << (t % 32)
+            out.append([w - (1 << 32) if w >= 1 << 31 else w for w in row])  # as int32
+        return out
+
+    def advance(self, states, tokens):
+        return [self.children[s].get(t, -1) if s >= 0 else -1 for s, t in zip(states, tokens)]
+
+    def is_terminal(self, states):
+        return [s >= 0 and bool(self.terminal[s]) for s in states]

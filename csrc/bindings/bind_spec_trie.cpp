@@ -1,0 +1,127 @@
+// Bindings of csrc/spec/trie.h: build a CSR trie of allowed sequences, view
+// its arrays in place, and the batched step ops over decoder states (use
+// ragkernels.spec.Trie). Arrays arrive as ragkernels.spec made them (C-order
+// int32 / int64); states and tokens are range-checked here, with the GIL
+// released while building and stepping.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <memory>
+#include <utility>
+
+#include "bindings/checks.h"
+#include "spec/trie.h"
+
+namespace ragkernels::bindings {
+
+namespace {
+
+using spec::Trie;
+
+// A C-contiguous 1-D array of T (the Python layer converts), else TypeError.
+template <typename T>
+const T* contiguous(const py::array& a, const char* op, const char* arg) {
+  RK_CHECK_TYPE(has_dtype<T>(a) && a.ndim() == 1 && (a.flags() & py::array::c_style), op, ": ", arg,
+                " must be a C-contiguous 1-D ", py::str(py::dtype::of<T>()).cast<std::string>(), " array, got ",
+                describe(a));
+  return static_cast<const T*>(a.data());
+}
+
+// States in [-1, num_nodes): ValueError naming the first one outside.
+void check_states(const Trie& trie, const int32_t* states, int64_t n, const char* op) {
+  for (int64_t i = 0; i < n; ++i) {
+    RK_CHECK_ARG(states[i] >= -1 && states[i] < trie.num_nodes(), op, ": states[", i, "] = ", states[i],
+                 " is not a state of this trie (-1 or a node in [0, ", trie.num_nodes(), "))");
+  }
+}
+
+template <typename T>
+py::array_t<T> view_of(const std::vector<T>& values, py::handle owner) {
+  py::array_t<T> out(static_cast<py::ssize_t>(values.size()), values.data(), owner);
+  py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
+  return out;
+}
+
+}  // namespace
+
+void bind_spec_trie(py::module_& m) {
+  py::class_<Trie, std::shared_ptr<Trie>>(m, "SpecTrie", "A CSR trie of allowed sequences (use ragkernels.spec).")
+      .def(py::init([](const py::array& values, const py::array& offsets, int64_t vocab_size) {
+             const int32_t* v = contiguous<int32_t>(values, "Trie.build", "values");
+             const int64_t* o = contiguous<int64_t>(offsets, "Trie.build", "offsets");
+             const int64_t n = offsets.shape(0) - 1;
+             RK_CHECK_ARG(n >= 0 && o[0] == 0 && o[n] == values.shape(0), "Trie.build: offsets must start at 0 and "
+                          "end at len(values)");
+             for (int64_t i = 0; i < n; ++i) {
+               RK_CHECK_ARG(o[i] <= o[i + 1], "Trie.build: offsets must not decrease (offsets[", i + 1, "])");
+             }
+             py::gil_scoped_release nogil;
+             return std::make_shared<Trie>(Trie::build(v, o, n, vocab_size));
+           }),
+           py::arg("values"), py::arg("offsets"), py::arg("vocab_size"))
+      .def_property_readonly("num_nodes", &Trie::num_nodes)
+      .def_property_readonly("num_edges", &Trie::num_edges)
+      .def_property_readonly("num_sequences", &Trie::num_sequences)
+      .def_property_readonly("vocab_size", &Trie::vocab_size)
+      .def_property_readonly("memory_bytes", &Trie::memory_bytes)
+      .def_property_readonly("row_ptr", [](py::object self) { return view_of(self.cast<const Trie&>().row_ptr(), self); })
+      .def_property_readonly("tokens", [](py::object self) { return view_of(self.cast<const Trie&>().tokens(), self); })
+      .def_property_readonly("child", [](py::object self) { return view_of(self.cast<const Trie&>().child(), self); })
+      .def_property_readonly("terminal",
+                             [](py::object self) { return view_of(self.cast<const Trie&>().terminal(), self); })
+      .def(
+          "next_token_bitmask",
+          [](const Trie& trie, const py::array& states_obj) {
+            const int32_t* states = contiguous<int32_t>(states_obj, "next_token_bitmask", "states");
+            const int64_t n = states_obj.shape(0);
+            py::array_t<int32_t> out({n, trie.bitmask_words()});
+            int32_t* data = out.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              check_states(trie, states, n, "next_token_bitmask");
+              trie.next_token_bitmask(states, n, data);
+            }
+            return out;
+          },
+          py::arg("states"))
+      .def(
+          "advance",
+          [](const Trie& trie, const py::array& states_obj, const py::array& tokens_obj) {
+            const int32_t* states = contiguous<int32_t>(states_obj, "advance", "states");
+            const int32_t* tokens = contiguous<int32_t>(tokens_obj, "advance", "tokens");
+            const int64_t n = states_obj.shape(0);
+            RK_CHECK_ARG(tokens_obj.shape(0) == n, "advance: tokens has ", tokens_obj.shape(0), " entries but states ",
+                         n);
+            py::array_t<int32_t> out(n);
+            int32_t* data = out.mutable_data();
+            {
+              py::gil_scoped_release nogil;
+              check_states(trie, states, n, "advance");
+              for (int64_t i = 0; i < n; ++i) {
+                RK_CHECK_ARG(tokens[i] >= 0 && tokens[i] < trie.vocab_size(), "advance: tokens[", i, "] = ", tokens[i],
+                             " is outside the vocabulary [0, ", trie.vocab_size(), ")");
+              }
+              trie.advance(states, tokens, n, data);
+            }
+            return out;
+          },
+          py::arg("states"), py::arg("tokens"))
+      .def(
+          "is_terminal",
+          [](const Trie& trie, const py::array& states_obj) {
+            const int32_t* states = contiguous<int32_t>(states_obj, "is_terminal", "states");
+            const int64_t n = states_obj.shape(0);
+            py::array_t<bool> out(n);
+            auto* data = reinterpret_cast<uint8_t*>(out.mutable_data());
+            {
+              py::gil_scoped_release nogil;
+              check_states(trie, states, n, "is_terminal");
+              trie.is_terminal(states, n, data);
+            }
+            return out;
+          },
+          py::arg("states"));
+}
+
+}  // namespace ragkernels::bindings

@@ -1,0 +1,61 @@
+// A trie of allowed token-id sequences, flattened to CSR, for constrained
+// decoding (issue 16; "Vectorizing the Trie", arXiv 2602.22647).
+//
+// Nodes are numbered in depth-first preorder from the root (0). Node v's
+// children are the edges row_ptr[v] .. row_ptr[v + 1] - 1: `tokens` holds
+// their token ids in increasing order and `child` the node each leads to;
+// `terminal[v]` is 1 when the path to v is one of the sequences (a sequence
+// may be a prefix of another, so terminal nodes may have children). A
+// decoder's state is a node id; -1 is the dead state (the sequence so far is
+// no prefix of any allowed one).
+//
+// Build: the sequences are sorted (in parallel: one sorted run per thread,
+// then merged) and deduplicated, then inserted in order, so each new
+// sequence shares the stack of its predecessor's nodes up to their common
+// prefix: O(total tokens) after the sort. Steps: a bitmask row is O(V / 32 +
+// children), an advance a binary search among the children.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace ragkernels::spec {
+
+class Trie {
+ public:
+  // Sequence i is values[offsets[i] .. offsets[i + 1]). Every sequence is
+  // non-empty, every id in [0, vocab_size); at least one sequence.
+  static Trie build(const int32_t* values, const int64_t* offsets, int64_t num_sequences, int64_t vocab_size);
+
+  int64_t num_nodes() const { return static_cast<int64_t>(terminal_.size()); }
+  int64_t num_edges() const { return static_cast<int64_t>(tokens_.size()); }
+  int64_t num_sequences() const { return num_sequences_; }  // distinct
+  int64_t vocab_size() const { return vocab_size_; }
+  int64_t bitmask_words() const { return (vocab_size_ + 31) / 32; }
+  size_t memory_bytes() const;
+
+  const std::vector<int64_t>& row_ptr() const { return row_ptr_; }
+  const std::vector<int32_t>& tokens() const { return tokens_; }
+  const std::vector<int32_t>& child() const { return child_; }
+  const std::vector<uint8_t>& terminal() const { return terminal_; }
+
+  // The state after `token` from `state` (-1 stays -1; -1 when no edge).
+  int32_t step(int32_t state, int32_t token) const;
+
+  // States must be in [-1, num_nodes) (the caller checks); n rows.
+  // out: n x bitmask_words(), bit t of row r set when token t may follow
+  // states[r] (xgrammar's layout: word t / 32, bit t % 32).
+  void next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const;
+  void advance(const int32_t* states, const int32_t* tokens, int64_t n, int32_t* out) const;
+  void is_terminal(const int32_t* states, int64_t n, uint8_t* out) const;
+
+ private:
+  std::vector<int64_t> row_ptr_;
+  std::vector<int32_t> tokens_, child_;
+  std::vector<uint8_t> terminal_;
+  int64_t num_sequences_ = 0;
+  int64_t vocab_size_ = 0;
+};
+
+}  // namespace ragkernels::spec

@@ -1,0 +1,188 @@
+"""A trie of allowed token-id sequences in CSR form, for constrained decoding.
+
+Generative retrieval and cited answers need a model to emit only valid
+strings (a document id, a title, a citation). :class:`Trie` holds the allowed
+token sequences flattened to CSR ("Vectorizing the Trie", arXiv 2602.22647)
+and steps a batch of decoder states in compiled code: the allowed next
+tokens as a bitmask, the states after the chosen tokens, whether a state
+ends an allowed sequence. A state is a node id; the root is 0 and -1 the
+dead state (no allowed sequence continues what was emitted).
+"""
+from __future__ import annotations
+
+import numbers
+from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ragkernels import _core
+from ragkernels._checks import check_int
+
+__all__ = ["Trie"]
+
+_INT32_MAX = 2**31 - 1
+
+
+def _flatten(sequences: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """(values int64, offsets int64) from a list of id sequences or a (values, offsets) pair."""
+    if isinstance(sequences, tuple) and len(sequences) == 2 and not isinstance(sequences[0], numbers.Integral):
+        values, offsets = (np.asarray(a) for a in sequences)
+        for name, a in (("values", values), ("offsets", offsets)):
+            if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
+                raise TypeError(f"Trie.build: {name} must be a 1-D integer array, got {a.dtype} with shape {a.shape}")
+        return values.astype(np.int64, copy=False), offsets.astype(np.int64, copy=False)
+    if isinstance(sequences, np.ndarray):
+        raise TypeError("Trie.build: sequences must be a list of id sequences or a (values, offsets) pair, "
+                        "got an array; pass list(array) for one sequence per row")
+    rows = [np.asarray(s) if not isinstance(s, np.ndarray) else s for s in sequences]
+    for i, row in enumerate(rows):
+        if row.ndim != 1 or not (np.issubdtype(row.dtype, np.integer) or row.size == 0):
+            raise TypeError(f"Trie.build: sequences[{i}] must be a 1-D sequence of token ids, got {row.dtype} "
+                            f"with shape {row.shape}")
+    lengths = np.fromiter((len(r) for r in rows), np.int64, count=len(rows))
+    offsets = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=offsets[1:])
+    values = (np.concatenate([r.astype(np.int64, copy=False) for r in rows]) if rows
+              else np.zeros(0, np.int64))
+    return values, offsets
+
+
+def _int32(values: np.ndarray, name: str, op: str) -> np.ndarray:
+    if values.size and (values.min() < -(2**31) or values.max() > _INT32_MAX):
+        bad = int(np.flatnonzero((values < -(2**31)) | (values > _INT32_MAX))[0])
+        raise ValueError(f"{op}: {name}[{bad}] = {values[bad]} does not fit a token id (int32)")
+    return np.ascontiguousarray(values, dtype=np.int32)
+
+
+def _ids(values: Any, name: str, op: str) -> np.ndarray:
+    """A 1-D int32 array of ids or states from an int array, a list, or a CPU DLPack tensor."""
+    if hasattr(values, "__dlpack__") and not isinstance(values, np.ndarray):
+        values = np.from_dlpack(values)
+    array = np.asarray(values)
+    if array.size == 0:
+        array = array.astype(np.int64)
+    if array.ndim != 1 or not np.issubdtype(array.dtype, np.integer):
+        raise TypeError(f"{op}: {name} must be a 1-D integer array, got {array.dtype} with shape {array.shape}")
+    return _int32(array, name, op)
+
+
+class Trie:
+    """The allowed token-id sequences, as a CSR prefix tree.
+
+    Build with :meth:`build`. Nodes are numbered depth-first from the root
+    (0); node v's children are ``tokens[row_ptr[v]:row_ptr[v + 1]]`` (in
+    increasing order) leading to ``child[...]``; ``terminal[v]`` marks the
+    end of an allowed sequence (which may be a prefix of another).
+
+    Examples
+    --------
+    >>> trie = Trie.build([[5, 6], [5, 7, 8], [9]], vocab_size=10)
+    >>> states = trie.start(2)                       # two rows at the root
+    >>> trie.allowed(states[:1])                     # bitmask rows as token lists
+    [[5, 9]]
+    >>> states = trie.advance(states, [5, 9])
+    >>> trie.is_terminal(states).tolist()
+    [False, True]
+    >>> trie.advance(states, [7, 3]).tolist()        # 9 then 3: dead
+    [3, -1]
+    """
+
+    __slots__ = ("_core",)
+
+    def __init__(self, core: "_core.SpecTrie"):
+        self._core = core
+
+    @classmethod
+    def build(cls, sequences: Union[Iterable[Sequence[int]], Tuple[Any, Any]], *,
+              vocab_size: Optional[int] = None) -> "Trie":
+        """A trie of `sequences`.
+
+        Parameters
+        ----------
+        sequences : list of token-id sequences, or a ``(values, offsets)`` pair
+            of 1-D int arrays (sequence i is ``values[offsets[i]:offsets[i + 1]]``).
+            Each non-empty; duplicates are kept once.
+        vocab_size : int, optional
+            Token ids must be below it; the bitmask has ``ceil(vocab_size / 32)``
+            words per row. Default: the largest id + 1 (pass the model's
+            vocabulary size for masks as wide as its logits).
+
+        Raises ValueError for an empty set, an empty sequence or an id
+        outside ``[0, vocab_size)``, naming it. Sorting runs on
+        ``ragkernels.set_num_threads`` threads; the GIL is released.
+        """
+        values, offsets = _flatten(sequences)
+        if vocab_size is None:
+            vocab_size = int(values.max()) + 1 if values.size and values.max() >= 0 else 1
+        vocab_size = check_int(vocab_size, "vocab_size", "Trie.build", maximum=_INT32_MAX + 1)
+        values = _int32(values, "values", "Trie.build")
+        return cls(_core.SpecTrie(values, np.ascontiguousarray(offsets), vocab_size))
+
+    # -- sizes and arrays --------------------------------------------------------------------
+    @property
+    def vocab_size(self) -> int:
+        return self._core.vocab_size
+
+    @property
+    def num_nodes(self) -> int:
+        return self._core.num_nodes
+
+    @property
+    def num_sequences(self) -> int:
+        """Distinct allowed sequences."""
+        return self._core.num_sequences
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._core.memory_bytes
+
+    @property
+    def row_ptr(self) -> np.ndarray:
+        """int64 (num_nodes + 1,), read-only."""
+        return self._core.row_ptr
+
+    @property
+    def tokens(self) -> np.ndarray:
+        """int32 (edges,), read-only: each edge's token, increasing within a node."""
+        return self._core.tokens
+
+    @property
+    def child(self) -> np.ndarray:
+        """int32 (edges,), read-only: the node each edge leads to."""
+        return self._core.child
+
+    @property
+    def terminal(self) -> np.ndarray:
+        """uint8 (num_nodes,), read-only: 1 where an allowed sequence ends."""
+        return self._core.terminal
+
+    # -- steps ---------------------------------------------------------------------------------
+    def start(self, batch: int) -> np.ndarray:
+        """int32 (batch,): every row at the root."""
+        return np.zeros(check_int(batch, "batch", "start", minimum=0), np.int32)
+
+    def next_token_bitmask(self, states: Any) -> np.ndarray:
+        """int32 (batch, ceil(vocab_size / 32)): bit ``t % 32`` of word ``t // 32``
+        set when token t continues an allowed sequence from the row's state
+        (xgrammar's layout); a dead row (-1) allows nothing."""
+        return self._core.next_token_bitmask(_ids(states, "states", "next_token_bitmask"))
+
+    def allowed(self, states: Any) -> List[List[int]]:
+        """The allowed next tokens of each row, as lists (for inspection)."""
+        bits = np.unpackbits(self.next_token_bitmask(states).view(np.uint8), axis=1, bitorder="little")
+        return [np.flatnonzero(row[:self.vocab_size]).tolist() for row in bits]
+
+    def advance(self, states: Any, tokens: Any) -> np.ndarray:
+        """int32 (batch,): each row's state after its token (-1 when the token
+        leaves the trie, and from -1)."""
+        return self._core.advance(_ids(states, "states", "advance"), _ids(tokens, "tokens", "advance"))
+
+    def is_terminal(self, states: Any) -> np.ndarray:
+        """bool (batch,): whether each row has emitted a whole allowed sequence."""
+        return self._core.is_terminal(_ids(states, "states", "is_terminal"))
+
+    def __len__(self) -> int:
+        return self.num_sequences
+
+    def __repr__(self) -> str:
+        return f"Trie(num_sequences={self.num_sequences}, num_nodes={self.num_nodes}, vocab_size={self.vocab_size})"

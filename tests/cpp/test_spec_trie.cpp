@@ -1,0 +1,49 @@
+// The constrained-decoding trie (csrc/spec/trie.h) on a hand-made set: the
+// CSR arrays, steps, bitmask words and terminals (the Python tests compare
+// random sets with tests/reference/spec.py).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "core/error.h"
+#include "spec/trie.h"
+
+namespace {
+
+using ragkernels::spec::Trie;
+
+Trie build(const std::vector<std::vector<int32_t>>& sequences, int64_t vocab_size) {
+  std::vector<int32_t> values;
+  std::vector<int64_t> offsets{0};
+  for (const auto& s : sequences) {
+    values.insert(values.end(), s.begin(), s.end());
+    offsets.push_back(static_cast<int64_t>(values.size()));
+  }
+  return Trie::build(values.data(), offsets.data(), static_cast<int64_t>(sequences.size()), vocab_size);
+}
+
+}  // namespace
+
+TEST(Trie, CsrOfASmallSet) {
+  // Sorted: [5 6], [5 7 8], [5 7 8] (again), [9]; preorder: 0 root, 1=5, 2=6, 3=7, 4=8, 5=9.
+  const Trie trie = build({{9}, {5, 7, 8}, {5, 6}, {5, 7, 8}}, 40);
+  EXPECT_EQ(trie.num_sequences(), 3);
+  EXPECT_EQ(trie.row_ptr(), (std::vector<int64_t>{0, 2, 4, 4, 5, 5, 5}));
+  EXPECT_EQ(trie.tokens(), (std::vector<int32_t>{5, 9, 6, 7, 8}));
+  EXPECT_EQ(trie.child(), (std::vector<int32_t>{1, 5, 2, 3, 4}));
+  EXPECT_EQ(trie.terminal(), (std::vector<uint8_t>{0, 0, 1, 0, 1, 1}));
+  EXPECT_EQ(trie.step(0, 5), 1);
+  EXPECT_EQ(trie.step(1, 8), -1);
+  EXPECT_EQ(trie.step(-1, 5), -1);
+  const std::vector<int32_t> states{0, 3, -1};
+  std::vector<int32_t> mask(states.size() * 2);
+  trie.next_token_bitmask(states.data(), 3, mask.data());
+  EXPECT_EQ(mask, (std::vector<int32_t>{(1 << 5) | (1 << 9), 0, 1 << 8, 0, 0, 0}));
+}
+
+TEST(Trie, RefusesBadSets) {
+  EXPECT_THROW(build({}, 5), ragkernels::ValueError);
+  EXPECT_THROW(build({{1}, {}}, 5), ragkernels::ValueError);
+  EXPECT_THROW(build({{5}}, 5), ragkernels::ValueError);
+}

@@ -1,0 +1,149 @@
+"""ragkernels.spec.Trie (issue 16) against tests/reference/spec.py's dict trie:
+the CSR arrays, bitmasks, advances and terminals on random and edge sets,
+a million sequences, thread-count independence and bad input."""
+import numpy as np
+import pytest
+
+import ragkernels as rk
+from ragkernels.spec import Trie
+from tests.reference import spec as ref
+
+
+def random_sequences(rng, count, vocab, max_len=6):
+    seqs = [rng.integers(0, vocab, rng.integers(1, max_len + 1)).tolist() for _ in range(count)]
+    seqs += [s[:rng.integers(1, len(s) + 1)] for s in seqs[:count // 4]]  # prefixes of others
+    seqs += seqs[:count // 8]  # duplicates
+    seqs.append([vocab - 1] * 3)  # the largest id
+    rng.shuffle(seqs)
+    return seqs
+
+
+def assert_same_arrays(trie, expected):
+    assert trie.row_ptr.tolist() == expected.row_ptr
+    assert trie.tokens.tolist() == expected.tokens
+    assert trie.child.tolist() == expected.child
+    assert trie.terminal.tolist() == expected.terminal
+    assert trie.num_sequences == expected.num_sequences and trie.num_nodes == len(expected.terminal)
+
+
+@pytest.mark.parametrize("seed, vocab", [(0, 5), (1, 31), (2, 32), (3, 33), (4, 64), (5, 70), (6, 1000)])
+def test_trie_equals_reference(seed, vocab):
+    rng = np.random.default_rng(seed)
+    seqs = random_sequences(rng, 60, vocab)
+    trie, expected = Trie.build(seqs, vocab_size=vocab), ref.TrieRef(seqs, vocab)
+    assert_same_arrays(trie, expected)
+    states = trie.start(8)
+    want = [0] * 8
+    for _ in range(8):  # random walks: mostly allowed tokens, some not, dead rows included
+        assert trie.next_token_bitmask(states).tolist() == expected.bitmask(want)
+        assert trie.is_terminal(states).tolist() == expected.is_terminal(want)
+        allowed = trie.allowed(states)
+        tokens = [int(rng.choice(a)) if a and rng.random() < 0.8 else int(rng.integers(0, vocab)) for a in allowed]
+        states, want = trie.advance(states, tokens), expected.advance(want, tokens)
+        assert states.tolist() == want
+        assert states.dtype == np.int32
+
+
+def test_values_offsets_form_equals_lists():
+    rng = np.random.default_rng(7)
+    seqs = random_sequences(rng, 40, 50)
+    offsets = np.cumsum([0] + [len(s) for s in seqs])
+    values = np.concatenate([np.asarray(s) for s in seqs]).astype(np.int32)
+    a, b = Trie.build(seqs, vocab_size=50), Trie.build((values, offsets), vocab_size=50)
+    for name in ("row_ptr", "tokens", "child", "terminal"):
+        assert getattr(a, name).tolist() == getattr(b, name).tolist()
+
+
+def test_edge_sets():
+    one = Trie.build([[4]])
+    assert (one.vocab_size, one.num_nodes, one.num_sequences) == (5, 2, 1)
+    assert one.allowed([0, 1, -1]) == [[4], [], []]
+    assert one.is_terminal(one.advance([0], [4])).tolist() == [True]
+    dup = Trie.build([[1, 2], [1, 2], [1, 2]], vocab_size=3)
+    assert (dup.num_sequences, dup.num_nodes) == (1, 3)
+    prefix = Trie.build([[1, 2, 3], [1, 2]], vocab_size=4)
+    s = prefix.advance(prefix.advance([0], [1]), [2])
+    assert prefix.is_terminal(s).tolist() == [True] and prefix.allowed(s) == [[3]]  # terminal with a child
+    wide = Trie.build([[0], [2**31 - 1]], vocab_size=2**31)  # the largest id
+    assert wide.advance([0, 0], [2**31 - 1, 5]).tolist() == [2, -1]
+    assert wide.tokens.tolist() == [0, 2**31 - 1]
+
+
+def test_bits_at_word_edges():
+    trie = Trie.build([[0], [31], [32], [63]], vocab_size=64)
+    mask = trie.next_token_bitmask([0])
+    assert mask.shape == (1, 2) and mask.dtype == np.int32
+    assert mask.view(np.uint32).tolist() == [[1 | 1 << 31, 1 | 1 << 31]]
+
+
+def test_arrays_are_read_only_views():
+    trie = Trie.build([[1, 2]], vocab_size=3)
+    for name in ("row_ptr", "tokens", "child", "terminal"):
+        with pytest.raises(ValueError, match="read-only"):
+            getattr(trie, name)[0] = 1
+
+
+def test_build_is_independent_of_thread_count():
+    rng = np.random.default_rng(8)
+    values = rng.integers(0, 300, 200_000).astype(np.int32)
+    offsets = np.concatenate([[0], np.sort(rng.choice(np.arange(1, 200_000), 39_999, replace=False)), [200_000]])
+    before = rk.get_num_threads()
+    try:
+        arrays = []
+        for threads in (1, 2, 3, 8):
+            rk.set_num_threads(threads)
+            t = Trie.build((values, offsets), vocab_size=300)
+            arrays.append([getattr(t, n).tolist() for n in ("row_ptr", "tokens", "child", "terminal")])
+    finally:
+        rk.set_num_threads(before)
+    assert all(a == arrays[0] for a in arrays[1:])
+
+
+def test_a_million_sequences():
+    rng = np.random.default_rng(9)
+    n, vocab = 10**6, 49_152
+    lengths = rng.integers(1, 9, n)
+    offsets = np.concatenate([[0], np.cumsum(lengths)])
+    values = rng.integers(0, vocab, offsets[-1]).astype(np.int32)
+    trie = Trie.build((values, offsets), vocab_size=vocab)
+    distinct = {values[offsets[i]:offsets[i + 1]].tobytes() for i in range(n)}
+    assert trie.num_sequences == len(distinct) and len(trie.tokens) == trie.num_nodes - 1  # a tree
+    rows = {tuple(values[offsets[i]:offsets[i + 1]]) for i in range(0, n, 997)}
+    for seq in list(rows)[:200]:
+        states = trie.start(1)
+        for t in seq:
+            states = trie.advance(states, [t])
+        assert trie.is_terminal(states).tolist() == [True]
+    assert trie.next_token_bitmask(trie.start(8)).shape == (8, vocab // 32)
+
+
+def test_bad_input():
+    with pytest.raises(ValueError, match="sequences is empty"):
+        Trie.build([])
+    with pytest.raises(ValueError, match=r"sequences\[1\] is empty"):
+        Trie.build([[1], []], vocab_size=3)
+    with pytest.raises(ValueError, match=r"sequences\[0\]\[1\] = 7 is outside the vocabulary \[0, 5\)"):
+        Trie.build([[1, 7]], vocab_size=5)
+    with pytest.raises(ValueError, match=r"sequences\[0\]\[0\] = -1 is outside"):
+        Trie.build([[-1]], vocab_size=5)
+    with pytest.raises(ValueError, match="does not fit a token id"):
+        Trie.build([[2**31]], vocab_size=5)
+    with pytest.raises(ValueError, match="vocab_size"):
+        Trie.build([[1]], vocab_size=0)
+    with pytest.raises(TypeError, match=r"sequences\[0\] must be a 1-D sequence of token ids"):
+        Trie.build([[1.5, 2.0]])
+    with pytest.raises(ValueError, match="offsets must start at 0"):
+        Trie.build((np.array([1, 2]), np.array([1, 2])))
+    trie = Trie.build([[1, 2]], vocab_size=3)
+    with pytest.raises(ValueError, match=r"states\[1\] = 3 is not a state of this trie"):
+        trie.next_token_bitmask([0, 3])
+    with pytest.raises(ValueError, match=r"states\[0\] = -2"):
+        trie.advance([-2], [1])
+    with pytest.raises(ValueError, match=r"tokens\[0\] = 3 is outside the vocabulary \[0, 3\)"):
+        trie.advance([0], [3])
+    with pytest.raises(ValueError, match="tokens has 2 entries but states 1"):
+        trie.advance([0], [1, 2])
+    with pytest.raises(TypeError, match="states must be a 1-D integer array"):
+        trie.is_terminal(np.zeros(2, np.float32))
+    with pytest.raises(TypeError, match="states must be a 1-D integer array"):
+        trie.is_terminal(np.zeros((2, 2), np.int32))
