@@ -9,7 +9,8 @@ from ragkernels.hf.listwise import ListwiseReranker, parse_permutation
 from ragkernels.hf.sparse_encoder import SparseEncoder, SparseVectors
 from ragkernels.hf.spec import (SpecStats, SpeculativeDecoding, SpeculativeOutput, speculative_decoding,
                                 speculative_generate)
+from ragkernels.hf.trie import TrieConstraint
 
 __all__ = ["CrossEncoder", "Encoder", "ListwiseReranker", "SparseEncoder", "SparseVectors", "SpecStats",
-           "SpeculativeDecoding", "SpeculativeOutput", "document_text", "parse_permutation", "speculative_decoding",
-           "speculative_generate"]
+           "SpeculativeDecoding", "SpeculativeOutput", "TrieConstraint", "document_text", "parse_permutation",
+           "speculative_decoding", "speculative_generate"]

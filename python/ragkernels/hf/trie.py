@@ -1,0 +1,98 @@
+"""Constrained decoding for transformers models: only sequences of a
+:class:`ragkernels.spec.Trie` (issue 16).
+
+:class:`TrieConstraint` is a logits processor (``__call__(input_ids,
+scores)``, as ``model.generate(logits_processor=[...])`` calls it): each row's
+tokens after the prompt are a path in the trie, and every token that would
+leave it gets ``-inf``. Rows are followed by their content, not their index:
+a state is looked up by the row's generated tokens (cached per prefix), so
+beam search may reorder, drop and duplicate rows between steps. After a
+whole allowed sequence, the EOS token is allowed too (alone at a leaf);
+a row that has ended (or left the trie) may only emit EOS, so its
+distribution stays defined. Under beam search scores arrive as log-probs;
+``-inf`` masks them the same way. Under ``rk.hf.speculative_generate`` the
+processor runs on every node's path, so drafts are cut where they leave
+the trie.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, Optional, Tuple
+
+import numpy as np
+
+from ragkernels._checks import check_int
+
+__all__ = ["TrieConstraint"]
+
+
+class TrieConstraint:
+    """Mask every token that leaves ``trie`` (a ``LogitsProcessor``).
+
+    Parameters
+    ----------
+    trie : ragkernels.spec.Trie
+        The allowed sequences, tokenized for the model.
+    eos_token_id : int, optional
+        Allowed after a whole sequence (and the only token once a row has
+        ended). Without it, a row that has ended (at a leaf, or off the
+        trie) is left unmasked: stop generation with ``max_new_tokens`` or a
+        stopping criterion.
+    prompt_length : int, optional
+        Width of the prompt in ``input_ids``; default: the width at the first
+        call (so use one processor per ``generate`` call).
+
+    Raises ValueError when the logits are narrower than the trie's
+    vocabulary (a trie built for another tokenizer).
+    """
+
+    def __init__(self, trie: Any, eos_token_id: Optional[int] = None, prompt_length: Optional[int] = None):
+        from ragkernels.spec import Trie
+
+        if not isinstance(trie, Trie):
+            raise TypeError(f"TrieConstraint: trie must be a ragkernels.spec.Trie, got {type(trie).__name__}")
+        self.trie = trie
+        self.eos_token_id = None if eos_token_id is None else check_int(eos_token_id, "eos_token_id",
+                                                                        "TrieConstraint", minimum=0)
+        self.prompt_length = None if prompt_length is None else check_int(prompt_length, "prompt_length",
+                                                                          "TrieConstraint", minimum=0)
+        self._states: Dict[Tuple[int, ...], int] = {(): 0}
+
+    def _state(self, generated: Tuple[int, ...]) -> int:
+        """The trie state after `generated` (-1: left the trie or ended)."""
+        state = self._states.get(generated)
+        if state is None:
+            before = self._state(generated[:-1])
+            last = generated[-1]
+            if before < 0 or last >= self.trie.vocab_size:
+                state = -1
+            else:
+                state = int(self.trie.advance(np.array([before], np.int32), np.array([last], np.int32))[0])
+            self._states[generated] = state
+        return state
+
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
+        width = scores.shape[-1]
+        if width < self.trie.vocab_size:
+            raise ValueError(f"TrieConstraint: the logits have {width} columns but the trie's vocabulary has "
+                             f"{self.trie.vocab_size} tokens; was the trie built for another tokenizer?")
+        if self.prompt_length is None:
+            self.prompt_length = int(input_ids.shape[1])
+        rows = input_ids[:, self.prompt_length:].tolist()
+        states = np.array([self._state(tuple(r)) for r in rows], np.int32)
+        words = self.trie.next_token_bitmask(states)
+        allowed = np.zeros((len(rows), width), bool)
+        allowed[:, :self.trie.vocab_size] = np.unpackbits(words.view(np.uint8), axis=1,
+                                                          bitorder="little")[:, :self.trie.vocab_size]
+        if self.eos_token_id is None:  # nothing to force an ended row to: leave its distribution alone
+            allowed[(states < 0) | ~allowed.any(axis=1)] = True
+        elif self.eos_token_id >= width:
+            raise ValueError(f"TrieConstraint: eos_token_id {self.eos_token_id} is outside the {width} logits")
+        else:
+            allowed[:, self.eos_token_id] |= self.trie.is_terminal(states) | (states < 0)
+        mask = torch.from_numpy(allowed).to(scores.device)
+        return scores.masked_fill(~mask, float("-inf"))
+
+    def __repr__(self) -> str:
+        return f"TrieConstraint({self.trie!r}, eos_token_id={self.eos_token_id}, prompt_length={self.prompt_length})"
