@@ -147,3 +147,26 @@ def test_bad_input():
         trie.is_terminal(np.zeros(2, np.float32))
     with pytest.raises(TypeError, match="states must be a 1-D integer array"):
         trie.is_terminal(np.zeros((2, 2), np.int32))
+
+
+def test_from_strings_tokenizes_as_the_model_writes():
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    tok = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tok.pre_tokenizer = tokenizers.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300,
+                                             initial_alphabet=tokenizers.pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(["see [doc1] and [doc22], not [doc3]"] * 10, trainer)
+    tokenizer = transformers.PreTrainedTokenizerFast(tokenizer_object=tok)
+    trie = Trie.from_strings(["doc1", "doc22"], tokenizer, prefix=" [", suffix="]")
+    assert trie.vocab_size == len(tokenizer) and trie.num_sequences == 2
+    for text in (" [doc1]", " [doc22]"):
+        states = trie.start(1)
+        for t in tokenizer(text, add_special_tokens=False)["input_ids"]:
+            states = trie.advance(states, [t])
+        assert trie.is_terminal(states).tolist() == [True]
+    with pytest.raises(TypeError, match=r"strings\[1\] must be a str"):
+        Trie.from_strings(["doc1", 7], tokenizer)
+    with pytest.raises(ValueError, match="strings is empty"):
+        Trie.from_strings([], tokenizer)

@@ -118,6 +118,26 @@ class Trie:
         values = _int32(values, "values", "Trie.build")
         return cls(_core.SpecTrie(values, np.ascontiguousarray(offsets), vocab_size))
 
+    @classmethod
+    def from_strings(cls, strings: Iterable[str], tokenizer: Any, *, prefix: str = "", suffix: str = "",
+                     vocab_size: Optional[int] = None) -> "Trie":
+        """A trie of ``prefix + s + suffix`` for each string, tokenized by a
+        Hugging Face ``tokenizer`` without special tokens (as the model would
+        write it where the prefix starts: mind a leading space after text).
+
+        ``vocab_size`` defaults to ``len(tokenizer)``, the width of the
+        model's logits for most models (pass the config's when it pads).
+        """
+        texts = []
+        for i, s in enumerate(strings):
+            if not isinstance(s, str):
+                raise TypeError(f"Trie.from_strings: strings[{i}] must be a str, got {type(s).__name__}")
+            texts.append(f"{prefix}{s}{suffix}")
+        if not texts:
+            raise ValueError("Trie.from_strings: strings is empty; a trie needs at least one allowed sequence")
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return cls.build(ids, vocab_size=len(tokenizer) if vocab_size is None else vocab_size)
+
     # -- sizes and arrays --------------------------------------------------------------------
     @property
     def vocab_size(self) -> int:
