@@ -273,6 +273,20 @@ def datastore_seeds() -> Seeds:
     return out
 
 
+def trie_seeds() -> Seeds:
+    """Constrained-decoding tries (rk.spec.Trie): demo texts as word ids, and
+    the edges: a prefix of another, one-token sequences, the largest id."""
+    from ragkernels.spec import Trie
+
+    texts, _ = _demo_texts()
+    words: Dict[str, int] = {}
+    seqs = [[words.setdefault(w, len(words)) for w in t.lower().split()[:8]] for t in texts[:20]]
+    return {"demo-words": _saved(Trie.build(seqs).save),
+            "tiny": _saved(Trie.build([[1, 2, 3], [1, 2], [4]], vocab_size=6).save),
+            "one-token": _saved(Trie.build([[0], [1], [2]], vocab_size=3).save),
+            "huge-ids": _saved(Trie.build([[2**31 - 1, 0], [5]], vocab_size=2**31).save)}
+
+
 def arrays_seeds() -> Seeds:
     out = {}
     dtypes = [np.uint8, np.int8, np.uint16, np.int16, np.uint32, np.int32, np.uint64, np.int64,

@@ -203,6 +203,50 @@ def _load_datastore(path, work):
     return Datastore.load(path)
 
 
+def _trie_sequences(trie) -> list:
+    """Every allowed sequence, read back from the arrays (depth first)."""
+    row_ptr, tokens, child, terminal = (a.tolist() for a in (trie.row_ptr, trie.tokens, trie.child, trie.terminal))
+    out, stack = [], [(0, [])]
+    while stack:
+        node, path = stack.pop()
+        if terminal[node]:
+            out.append(path)
+        for e in range(row_ptr[node], row_ptr[node + 1]):
+            stack.append((child[e], path + [tokens[e]]))
+    return out
+
+
+def _load_trie(path, work):
+    from ragkernels.spec import Trie
+
+    return Trie.load(path)
+
+
+def _check_trie(trie) -> None:
+    """A verified trie is the one build makes from its own sequences."""
+    from ragkernels.spec import Trie
+
+    rebuilt = Trie.build(_trie_sequences(trie), vocab_size=trie.vocab_size)
+    for name in ("row_ptr", "tokens", "child", "terminal"):
+        if getattr(rebuilt, name).tolist() != getattr(trie, name).tolist():
+            raise checks.Finding(f"trie: '{name}' differs from the trie of its own sequences")
+
+
+def _trie_unverified(path, work) -> None:
+    """After load(verify=False): steps may be wrong, never out of bounds."""
+    from ragkernels.spec import Trie
+
+    trie = Trie.load(path, verify=False)
+    states = trie.start(4)
+    for step in range(6):
+        trie.next_token_bitmask(states)
+        trie.is_terminal(states)
+        tokens = [(7 * step + 13 * r) % trie.vocab_size for r in range(4)]
+        states = trie.advance(states, tokens)
+        if not ((states >= -1) & (states < trie.num_nodes)).all():
+            raise checks.Finding(f"trie: a state out of range after an unverified load -- {states.tolist()}")
+
+
 TARGETS: Tuple[Target, ...] = (
     Target("trec_qrels", "input.qrels", _qrels, seeds.qrels_seeds, checks.check_evaluation,
            aux=lambda: {"partner.run": seeds.trec_partners()[1]},
@@ -235,6 +279,8 @@ TARGETS: Tuple[Target, ...] = (
             about="rk.rerank.TermMatchIndex.load, then term_match against a float64 reference"),
     *binary("datastore", _load_datastore, seeds.datastore_seeds, _check_datastore, after=_datastore_unverified,
             about="rk.spec.Datastore.load, then the sorted array and drafts against brute force"),
+    *binary("trie", _load_trie, seeds.trie_seeds, _check_trie, after=_trie_unverified,
+            about="rk.spec.Trie.load, then the arrays against the trie rebuilt from its own sequences"),
 )
 
 

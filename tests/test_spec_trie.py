@@ -170,3 +170,113 @@ def test_from_strings_tokenizes_as_the_model_writes():
         Trie.from_strings(["doc1", 7], tokenizer)
     with pytest.raises(ValueError, match="strings is empty"):
         Trie.from_strings([], tokenizer)
+
+
+# ---- persistence ---------------------------------------------------------------------------------
+
+def test_save_load_round_trip(tmp_path):
+    rng = np.random.default_rng(10)
+    seqs = random_sequences(rng, 80, 90)
+    trie = Trie.build(seqs, vocab_size=90)
+    path = tmp_path / "ids.rktrie"
+    trie.save(path)
+    for verify in (True, False):
+        loaded = Trie.load(path, verify=verify)
+        assert_same_arrays(loaded, ref.TrieRef(seqs, 90))
+        states = loaded.advance(loaded.start(3), [seqs[0][0], seqs[1][0], 89])
+        assert states.tolist() == trie.advance(trie.start(3), [seqs[0][0], seqs[1][0], 89]).tolist()
+
+
+@pytest.fixture
+def saved(tmp_path):
+    trie = Trie.build([[1, 2, 3], [1, 4], [5]], vocab_size=8)
+    path = tmp_path / "t.rktrie"
+    trie.save(path)
+    return path
+
+
+def test_corrupt_files_are_refused(saved, tmp_path):
+    data = bytearray(saved.read_bytes())
+    flipped = tmp_path / "flipped.rktrie"
+    data[-3] ^= 0xFF
+    flipped.write_bytes(bytes(data))
+    with pytest.raises(rk.FormatError, match="checksum"):
+        Trie.load(flipped)
+    truncated = tmp_path / "truncated.rktrie"
+    truncated.write_bytes(saved.read_bytes()[:100])
+    with pytest.raises(rk.FormatError):
+        Trie.load(truncated)
+    empty = tmp_path / "empty.rktrie"
+    empty.write_bytes(b"")
+    with pytest.raises(rk.FormatError):
+        Trie.load(empty)
+    ds = rk.spec.Datastore.build([[1, 2]], vocab_size=3)
+    other = tmp_path / "other.rkds"
+    ds.save(other)
+    with pytest.raises(rk.FormatError, match="spec-trie"):
+        Trie.load(other)
+    with pytest.raises(OSError):
+        Trie.load(tmp_path / "missing.rktrie")
+
+
+# [[1, 2], [3]] over 4 tokens: nodes 0 (root), 1 (1), 2 (1 2), 3 (3).
+GOOD = {"meta": np.array([1, 4, 2, 4], np.int64), "row_ptr": np.array([0, 2, 3, 3, 3], np.int64),
+        "tokens": np.array([1, 3, 2], np.int32), "child": np.array([1, 3, 2], np.int32),
+        "terminal": np.array([0, 0, 1, 1], np.uint8)}
+
+ALWAYS = [  # refused even with verify=False: a step could read or write out of bounds
+    ({k: v for k, v in GOOD.items() if k != "child"}, "no section 'child'"),
+    ({**GOOD, "tokens": GOOD["tokens"].astype(np.int64)}, "section 'tokens' has dtype i64, expected i32"),
+    ({**GOOD, "meta": np.array([1, 4, 2], np.int64)}, "'meta' must hold 4 int64"),
+    ({**GOOD, "meta": np.array([2, 4, 2, 4], np.int64)}, "trie version 2"),
+    ({**GOOD, "meta": np.array([1, 1, 2, 4], np.int64)}, "a trie has 2 to"),
+    ({**GOOD, "meta": np.array([1, 4, 0, 4], np.int64)}, "0 sequences for 4 nodes"),
+    ({**GOOD, "meta": np.array([1, 4, 2, 0], np.int64)}, "vocab_size 0"),
+    ({**GOOD, "row_ptr": np.array([0, 2, 3, 3], np.int64)}, "must hold 5, 3, 3, 4 entries"),
+    ({**GOOD, "row_ptr": np.array([0, 2, 1, 3, 3], np.int64)}, "'row_ptr' decreases at node 1"),
+    ({**GOOD, "row_ptr": np.array([0, 2, 3, 3, 2], np.int64)}, "must start at 0 and end at the 3 edges"),
+    ({**GOOD, "tokens": np.array([1, 3, 9], np.int32)}, r"entry 2 holds 9, outside the vocabulary \[0, 4\)"),
+    ({**GOOD, "child": np.array([1, 3, 7], np.int32)}, r"'child' entry 2 holds 7, not a node in \[1, 4\)"),
+    ({**GOOD, "child": np.array([0, 3, 2], np.int32)}, r"'child' entry 0 holds 0"),
+]
+VERIFIED = [  # refused by verify=True: not the trie build makes
+    ({**GOOD, "tokens": np.array([3, 1, 2], np.int32)}, "not in increasing token order"),
+    ({**GOOD, "child": np.array([3, 1, 2], np.int32)}, "node 3 is reached where node 1 should be"),
+    ({**GOOD, "child": np.array([1, 2, 3], np.int32)}, "reached where node"),
+    ({**GOOD, "terminal": np.array([0, 0, 1, 0], np.uint8)}, "node 3 is a leaf that ends no sequence"),
+    ({**GOOD, "terminal": np.array([0, 0, 2, 1], np.uint8)}, "'terminal' entry 2 holds 2"),
+    ({**GOOD, "terminal": np.array([1, 0, 1, 1], np.uint8)}, "the root is terminal"),
+    ({**GOOD, "meta": np.array([1, 4, 3, 4], np.int64)}, "2 terminal nodes but meta says 3"),
+]
+
+
+def test_load_refuses_each_broken_invariant(tmp_path):
+    rk.save_arrays(tmp_path / "ok.rktrie", GOOD, kind="spec-trie")
+    assert Trie.load(tmp_path / "ok.rktrie").allowed([0, 1]) == [[1, 3], [2]]
+    for arrays, message in ALWAYS + VERIFIED:
+        path = tmp_path / "bad.rktrie"
+        rk.save_arrays(path, arrays, kind="spec-trie")
+        with pytest.raises(rk.FormatError, match=message) as info:
+            Trie.load(path)
+        assert str(info.value).startswith(str(path))
+    for arrays, message in ALWAYS:
+        rk.save_arrays(tmp_path / "bad.rktrie", arrays, kind="spec-trie")
+        with pytest.raises(rk.FormatError, match=message):
+            Trie.load(tmp_path / "bad.rktrie", verify=False)
+
+
+def test_unverified_loads_step_in_bounds(tmp_path):
+    """verify=False trusts the structure: steps may be wrong, never out of bounds."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        arrays = {**GOOD, "tokens": rng.integers(0, 4, 3).astype(np.int32),
+                  "child": rng.integers(1, 4, 3).astype(np.int32),
+                  "terminal": rng.integers(0, 3, 4).astype(np.uint8)}
+        rk.save_arrays(tmp_path / "t.rktrie", arrays, kind="spec-trie")
+        trie = Trie.load(tmp_path / "t.rktrie", verify=False)
+        states = trie.start(4)
+        for _ in range(4):
+            trie.next_token_bitmask(states)
+            trie.is_terminal(states)
+            states = trie.advance(states, rng.integers(0, 4, 4))
+            assert ((states >= -1) & (states < 4)).all()

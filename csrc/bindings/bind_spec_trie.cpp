@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <utility>
 
 #include "bindings/checks.h"
@@ -36,9 +37,10 @@ void check_states(const Trie& trie, const int32_t* states, int64_t n, const char
   }
 }
 
+// A read-only numpy view of a trie array; `owner` (the Python trie) keeps it alive.
 template <typename T>
-py::array_t<T> view_of(const std::vector<T>& values, py::handle owner) {
-  py::array_t<T> out(static_cast<py::ssize_t>(values.size()), values.data(), owner);
+py::array_t<T> view_of(ConstView1<T> values, py::handle owner) {
+  py::array_t<T> out(static_cast<py::ssize_t>(values.size), values.data, owner);
   py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return out;
 }
@@ -57,9 +59,23 @@ void bind_spec_trie(py::module_& m) {
                RK_CHECK_ARG(o[i] <= o[i + 1], "Trie.build: offsets must not decrease (offsets[", i + 1, "])");
              }
              py::gil_scoped_release nogil;
-             return std::make_shared<Trie>(Trie::build(v, o, n, vocab_size));
+             return Trie::build(v, o, n, vocab_size);
            }),
            py::arg("values"), py::arg("offsets"), py::arg("vocab_size"))
+      .def_static(
+          "load",
+          [](const std::string& path, bool verify) {
+            py::gil_scoped_release nogil;
+            return Trie::load(path, verify);
+          },
+          py::arg("path"), py::arg("verify"))
+      .def(
+          "save",
+          [](const Trie& trie, const std::string& path) {
+            py::gil_scoped_release nogil;
+            trie.save(path);
+          },
+          py::arg("path"))
       .def_property_readonly("num_nodes", &Trie::num_nodes)
       .def_property_readonly("num_edges", &Trie::num_edges)
       .def_property_readonly("num_sequences", &Trie::num_sequences)

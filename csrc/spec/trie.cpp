@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 #include <limits>
+#include <string>
+#include <utility>
 
 #include "core/error.h"
 #include "core/parallel.h"
@@ -67,14 +69,16 @@ std::vector<int64_t> sorted_order(const Sequences& seqs, int64_t n) {
 
 }  // namespace
 
-Trie Trie::build(const int32_t* values, const int64_t* offsets, int64_t num_sequences, int64_t vocab_size) {
+std::shared_ptr<Trie> Trie::build(const int32_t* values, const int64_t* offsets, int64_t num_sequences,
+                                  int64_t vocab_size) {
   const Sequences seqs{values, offsets};
   check_sequences(seqs, num_sequences, vocab_size);
   const std::vector<int64_t> order = sorted_order(seqs, num_sequences);
 
-  Trie trie;
+  std::shared_ptr<Trie> out(new Trie());
+  Trie& trie = *out;
   trie.vocab_size_ = vocab_size;
-  trie.terminal_.push_back(0);  // the root
+  trie.own_terminal_.push_back(0);  // the root
   std::vector<int32_t> edge_parent, edge_token, edge_child;
   std::vector<int32_t> path{0};  // nodes of the previous sequence, the root first
   int64_t previous = -1;
@@ -90,47 +94,162 @@ Trie Trie::build(const int32_t* values, const int64_t* offsets, int64_t num_sequ
     }
     path.resize(static_cast<size_t>(common) + 1);
     for (int64_t d = common; d < length; ++d) {
-      RK_CHECK_ARG(trie.terminal_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()),
+      RK_CHECK_ARG(trie.own_terminal_.size() < static_cast<size_t>(std::numeric_limits<int32_t>::max()),
                    "Trie.build: more than 2**31 - 1 nodes");
-      const auto node = static_cast<int32_t>(trie.terminal_.size());
-      trie.terminal_.push_back(0);
+      const auto node = static_cast<int32_t>(trie.own_terminal_.size());
+      trie.own_terminal_.push_back(0);
       edge_parent.push_back(path.back());
       edge_token.push_back(tokens[d]);
       edge_child.push_back(node);
       path.push_back(node);
     }
-    trie.terminal_[static_cast<size_t>(path.back())] = 1;
+    trie.own_terminal_[static_cast<size_t>(path.back())] = 1;
     ++trie.num_sequences_;
     previous = s;
   }
   // CSR by parent. A parent's edges were made in increasing token order
   // (sorted input), and the counting placement keeps that order.
-  const auto nodes = static_cast<size_t>(trie.num_nodes());
-  trie.row_ptr_.assign(nodes + 1, 0);
-  for (const int32_t p : edge_parent) ++trie.row_ptr_[static_cast<size_t>(p) + 1];
-  for (size_t v = 0; v < nodes; ++v) trie.row_ptr_[v + 1] += trie.row_ptr_[v];
-  trie.tokens_.resize(edge_parent.size());
-  trie.child_.resize(edge_parent.size());
-  std::vector<int64_t> next(trie.row_ptr_.begin(), trie.row_ptr_.end() - 1);
+  const auto nodes = trie.own_terminal_.size();
+  trie.own_row_ptr_.assign(nodes + 1, 0);
+  for (const int32_t p : edge_parent) ++trie.own_row_ptr_[static_cast<size_t>(p) + 1];
+  for (size_t v = 0; v < nodes; ++v) trie.own_row_ptr_[v + 1] += trie.own_row_ptr_[v];
+  trie.own_tokens_.resize(edge_parent.size());
+  trie.own_child_.resize(edge_parent.size());
+  std::vector<int64_t> next(trie.own_row_ptr_.begin(), trie.own_row_ptr_.end() - 1);
   for (size_t e = 0; e < edge_parent.size(); ++e) {
     const auto slot = static_cast<size_t>(next[static_cast<size_t>(edge_parent[e])]++);
-    trie.tokens_[slot] = edge_token[e];
-    trie.child_[slot] = edge_child[e];
+    trie.own_tokens_[slot] = edge_token[e];
+    trie.own_child_[slot] = edge_child[e];
   }
-  return trie;
+  trie.point_at_owned();
+  return out;
+}
+
+void Trie::point_at_owned() {
+  num_nodes_ = static_cast<int64_t>(own_terminal_.size());
+  row_ptr_ = own_row_ptr_.data();
+  tokens_ = own_tokens_.data();
+  child_ = own_child_.data();
+  terminal_ = own_terminal_.data();
 }
 
 size_t Trie::memory_bytes() const {
-  return row_ptr_.capacity() * sizeof(int64_t) + (tokens_.capacity() + child_.capacity()) * sizeof(int32_t) +
-         terminal_.capacity();
+  return static_cast<size_t>(num_nodes_ + 1) * sizeof(int64_t) + static_cast<size_t>(num_edges()) * 8 +
+         static_cast<size_t>(num_nodes_);
+}
+
+namespace {
+
+constexpr const char* kKind = "spec-trie";
+constexpr int64_t kVersion = 1;   // of the sections below
+constexpr int64_t kMetaSize = 4;  // meta: [version, num_nodes, num_sequences, vocab_size]
+
+// What every load checks: with it, no step reads or writes out of bounds.
+void check_bounds(const std::string& path, const Trie& trie) {
+  const auto row_ptr = trie.row_ptr();
+  const auto tokens = trie.tokens();
+  const auto child = trie.child();
+  RK_CHECK_FORMAT(row_ptr[0] == 0 && row_ptr[trie.num_nodes()] == trie.num_edges(), path,
+                  ": section 'row_ptr' must start at 0 and end at the ", trie.num_edges(), " edges");
+  for (int64_t v = 0; v < trie.num_nodes(); ++v) {
+    RK_CHECK_FORMAT(row_ptr[v] <= row_ptr[v + 1], path, ": section 'row_ptr' decreases at node ", v);
+  }
+  for (int64_t e = 0; e < trie.num_edges(); ++e) {
+    RK_CHECK_FORMAT(tokens[e] >= 0 && tokens[e] < trie.vocab_size(), path, ": section 'tokens' entry ", e, " holds ",
+                    tokens[e], ", outside the vocabulary [0, ", trie.vocab_size(), ")");
+    RK_CHECK_FORMAT(child[e] > 0 && child[e] < trie.num_nodes(), path, ": section 'child' entry ", e, " holds ",
+                    child[e], ", not a node in [1, ", trie.num_nodes(), ")");
+  }
+}
+
+// verify: the arrays are the trie build makes: nodes numbered depth-first
+// (a depth-first walk, children in order, pops node k as the k-th), children
+// in increasing token order, flags 0 or 1, the root not terminal (no empty
+// sequence), every leaf terminal, num_sequences terminals. Each pop must be
+// the next id, so the walk ends within num_nodes pops, whatever the file.
+void check_structure(const std::string& path, const Trie& trie) {
+  const auto row_ptr = trie.row_ptr();
+  const auto tokens = trie.tokens();
+  const auto child = trie.child();
+  const auto terminal = trie.terminal();
+  RK_CHECK_FORMAT(terminal[0] == 0, path, ": the root is terminal (an empty sequence)");
+  int64_t expected = 0, terminals = 0;
+  std::vector<int32_t> stack{0};
+  while (!stack.empty()) {
+    const int64_t v = stack.back();
+    stack.pop_back();
+    RK_CHECK_FORMAT(v == expected, path, ": node ", v, " is reached where node ", expected,
+                    " should be (nodes are numbered depth-first)");
+    ++expected;
+    RK_CHECK_FORMAT(terminal[v] <= 1, path, ": section 'terminal' entry ", v, " holds ", int{terminal[v]},
+                    ", not 0 or 1");
+    RK_CHECK_FORMAT(terminal[v] == 1 || row_ptr[v] < row_ptr[v + 1], path, ": node ", v,
+                    " is a leaf that ends no sequence");
+    terminals += terminal[v];
+    for (int64_t e = row_ptr[v] + 1; e < row_ptr[v + 1]; ++e) {
+      RK_CHECK_FORMAT(tokens[e - 1] < tokens[e], path, ": the children of node ", v,
+                      " are not in increasing token order");
+    }
+    for (int64_t e = row_ptr[v + 1]; e-- > row_ptr[v];) stack.push_back(child[e]);  // the first child on top
+  }
+  RK_CHECK_FORMAT(expected == trie.num_nodes(), path, ": ", trie.num_nodes() - expected,
+                  " nodes are not reached from the root");
+  RK_CHECK_FORMAT(terminals == trie.num_sequences(), path, ": ", terminals, " terminal nodes but meta says ",
+                  trie.num_sequences(), " sequences");
+}
+
+}  // namespace
+
+void Trie::save(const std::string& path) const {
+  const int64_t meta[kMetaSize] = {kVersion, num_nodes_, num_sequences_, vocab_size_};
+  format::write_file(path, kKind,
+                     {{"meta", format::DType::i64, meta, sizeof(meta)},
+                      {"row_ptr", format::DType::i64, row_ptr_, static_cast<uint64_t>(num_nodes_ + 1) * 8},
+                      {"tokens", format::DType::i32, tokens_, static_cast<uint64_t>(num_edges()) * 4},
+                      {"child", format::DType::i32, child_, static_cast<uint64_t>(num_edges()) * 4},
+                      {"terminal", format::DType::u8, terminal_, static_cast<uint64_t>(num_nodes_)}});
+}
+
+std::shared_ptr<Trie> Trie::load(const std::string& path, bool verify) {
+  std::shared_ptr<format::MappedFile> file = format::MappedFile::open(path, kKind, verify);
+  const auto meta = file->array<int64_t>("meta");
+  RK_CHECK_FORMAT(meta.size == kMetaSize, path, ": section 'meta' must hold ", kMetaSize, " int64, got ", meta.size);
+  RK_CHECK_FORMAT(meta[0] == kVersion, path, ": trie version ", meta[0], " (this ragkernels reads ", kVersion, ")");
+  const int64_t nodes = meta[1];
+  RK_CHECK_FORMAT(nodes >= 2 && nodes <= std::numeric_limits<int32_t>::max(), path, ": meta holds ", nodes,
+                  " nodes; a trie has 2 to 2**31 - 1");
+  RK_CHECK_FORMAT(meta[2] >= 1 && meta[2] < nodes, path, ": meta holds ", meta[2], " sequences for ", nodes,
+                  " nodes");
+  RK_CHECK_FORMAT(meta[3] >= 1 && meta[3] <= int64_t{std::numeric_limits<int32_t>::max()} + 1, path,
+                  ": meta holds vocab_size ", meta[3]);
+  const auto row_ptr = file->array<int64_t>("row_ptr");
+  const auto tokens = file->array<int32_t>("tokens");
+  const auto child = file->array<int32_t>("child");
+  const auto terminal = file->array<uint8_t>("terminal");
+  RK_CHECK_FORMAT(row_ptr.size == nodes + 1 && terminal.size == nodes && tokens.size == nodes - 1 &&
+                      child.size == nodes - 1,
+                  path, ": sections 'row_ptr', 'tokens', 'child', 'terminal' must hold ", nodes + 1, ", ", nodes - 1,
+                  ", ", nodes - 1, ", ", nodes, " entries");
+  std::shared_ptr<Trie> trie(new Trie());
+  trie->row_ptr_ = row_ptr.data;
+  trie->tokens_ = tokens.data;
+  trie->child_ = child.data;
+  trie->terminal_ = terminal.data;
+  trie->num_nodes_ = nodes;
+  trie->num_sequences_ = meta[2];
+  trie->vocab_size_ = meta[3];
+  trie->file_ = std::move(file);
+  check_bounds(path, *trie);
+  if (verify) check_structure(path, *trie);
+  return trie;
 }
 
 int32_t Trie::step(int32_t state, int32_t token) const {
   if (state < 0) return -1;
-  const auto first = tokens_.begin() + row_ptr_[static_cast<size_t>(state)];
-  const auto last = tokens_.begin() + row_ptr_[static_cast<size_t>(state) + 1];
-  const auto it = std::lower_bound(first, last, token);
-  return it != last && *it == token ? child_[static_cast<size_t>(it - tokens_.begin())] : -1;
+  const int32_t* first = tokens_ + row_ptr_[state];
+  const int32_t* last = tokens_ + row_ptr_[state + 1];
+  const int32_t* it = std::lower_bound(first, last, token);
+  return it != last && *it == token ? child_[it - tokens_] : -1;
 }
 
 void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {
@@ -139,9 +258,9 @@ void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) co
   for (int64_t r = 0; r < n; ++r) {
     if (states[r] < 0) continue;
     auto* row = reinterpret_cast<uint32_t*>(out + r * words);
-    const auto s = static_cast<size_t>(states[r]);
+    const int32_t s = states[r];
     for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
-      const auto t = static_cast<uint32_t>(tokens_[static_cast<size_t>(e)]);
+      const auto t = static_cast<uint32_t>(tokens_[e]);
       row[t / 32] |= uint32_t{1} << (t % 32);
     }
   }
@@ -152,7 +271,7 @@ void Trie::advance(const int32_t* states, const int32_t* tokens, int64_t n, int3
 }
 
 void Trie::is_terminal(const int32_t* states, int64_t n, uint8_t* out) const {
-  for (int64_t r = 0; r < n; ++r) out[r] = states[r] >= 0 && terminal_[static_cast<size_t>(states[r])];
+  for (int64_t r = 0; r < n; ++r) out[r] = states[r] >= 0 && terminal_[states[r]] != 0;
 }
 
 }  // namespace ragkernels::spec

@@ -18,7 +18,12 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
+#include <string>
 #include <vector>
+
+#include "core/array_view.h"
+#include "core/file_format.h"
 
 namespace ragkernels::spec {
 
@@ -26,19 +31,28 @@ class Trie {
  public:
   // Sequence i is values[offsets[i] .. offsets[i + 1]). Every sequence is
   // non-empty, every id in [0, vocab_size); at least one sequence.
-  static Trie build(const int32_t* values, const int64_t* offsets, int64_t num_sequences, int64_t vocab_size);
+  static std::shared_ptr<Trie> build(const int32_t* values, const int64_t* offsets, int64_t num_sequences,
+                                     int64_t vocab_size);
 
-  int64_t num_nodes() const { return static_cast<int64_t>(terminal_.size()); }
-  int64_t num_edges() const { return static_cast<int64_t>(tokens_.size()); }
+  // File: kind "spec-trie" (docs/formats.md), written atomically. load maps
+  // it and always checks what keeps every step in bounds (row_ptr monotone
+  // within the edges, children and tokens in range); verify also proves it
+  // is the trie build makes (children sorted, nodes in depth-first order,
+  // every leaf terminal, the sequence count). FormatError naming the file.
+  void save(const std::string& path) const;
+  static std::shared_ptr<Trie> load(const std::string& path, bool verify);
+
+  int64_t num_nodes() const { return num_nodes_; }
+  int64_t num_edges() const { return num_nodes_ - 1; }
   int64_t num_sequences() const { return num_sequences_; }  // distinct
   int64_t vocab_size() const { return vocab_size_; }
   int64_t bitmask_words() const { return (vocab_size_ + 31) / 32; }
   size_t memory_bytes() const;
 
-  const std::vector<int64_t>& row_ptr() const { return row_ptr_; }
-  const std::vector<int32_t>& tokens() const { return tokens_; }
-  const std::vector<int32_t>& child() const { return child_; }
-  const std::vector<uint8_t>& terminal() const { return terminal_; }
+  ConstView1<int64_t> row_ptr() const { return {row_ptr_, num_nodes_ + 1, 1}; }
+  ConstView1<int32_t> tokens() const { return {tokens_, num_edges(), 1}; }
+  ConstView1<int32_t> child() const { return {child_, num_edges(), 1}; }
+  ConstView1<uint8_t> terminal() const { return {terminal_, num_nodes_, 1}; }
 
   // The state after `token` from `state` (-1 stays -1; -1 when no edge).
   int32_t step(int32_t state, int32_t token) const;
@@ -51,9 +65,18 @@ class Trie {
   void is_terminal(const int32_t* states, int64_t n, uint8_t* out) const;
 
  private:
-  std::vector<int64_t> row_ptr_;
-  std::vector<int32_t> tokens_, child_;
-  std::vector<uint8_t> terminal_;
+  Trie() = default;
+  void point_at_owned();
+
+  std::vector<int64_t> own_row_ptr_;  // when built
+  std::vector<int32_t> own_tokens_, own_child_;
+  std::vector<uint8_t> own_terminal_;
+  std::shared_ptr<format::MappedFile> file_;  // when loaded
+  const int64_t* row_ptr_ = nullptr;
+  const int32_t* tokens_ = nullptr;
+  const int32_t* child_ = nullptr;
+  const uint8_t* terminal_ = nullptr;
+  int64_t num_nodes_ = 0;
   int64_t num_sequences_ = 0;
   int64_t vocab_size_ = 0;
 };

@@ -11,6 +11,7 @@ dead state (no allowed sequence continues what was emitted).
 from __future__ import annotations
 
 import numbers
+import os
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
@@ -137,6 +138,25 @@ class Trie:
             raise ValueError("Trie.from_strings: strings is empty; a trie needs at least one allowed sequence")
         ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
         return cls.build(ids, vocab_size=len(tokenizer) if vocab_size is None else vocab_size)
+
+    @classmethod
+    def load(cls, path: Any, *, verify: bool = True) -> "Trie":
+        """Map a trie written by :meth:`save` (the arrays are read in place).
+
+        Always checks what keeps every step in bounds (sizes, ``row_ptr``
+        within the edges, tokens in the vocabulary, children in range);
+        ``verify`` (default) also checks the checksums and proves the arrays
+        are the trie :meth:`build` makes (depth-first numbering, sorted
+        children, every leaf terminal, the sequence count): one pass.
+
+        Raises ragkernels.FormatError naming the file and what is wrong;
+        OSError when it cannot be read.
+        """
+        return cls(_core.SpecTrie.load(os.fspath(path), bool(verify)))
+
+    def save(self, path: Any) -> None:
+        """Write the trie atomically (docs/formats.md, kind "spec-trie")."""
+        self._core.save(os.fspath(path))
 
     # -- sizes and arrays --------------------------------------------------------------------
     @property

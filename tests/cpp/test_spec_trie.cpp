@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "core/error.h"
@@ -13,7 +15,7 @@ namespace {
 
 using ragkernels::spec::Trie;
 
-Trie build(const std::vector<std::vector<int32_t>>& sequences, int64_t vocab_size) {
+std::shared_ptr<Trie> build(const std::vector<std::vector<int32_t>>& sequences, int64_t vocab_size) {
   std::vector<int32_t> values;
   std::vector<int64_t> offsets{0};
   for (const auto& s : sequences) {
@@ -23,16 +25,22 @@ Trie build(const std::vector<std::vector<int32_t>>& sequences, int64_t vocab_siz
   return Trie::build(values.data(), offsets.data(), static_cast<int64_t>(sequences.size()), vocab_size);
 }
 
+template <typename T>
+std::vector<std::remove_const_t<T>> copy(ragkernels::View1<T> view) {
+  return {view.data, view.data + view.size};
+}
+
 }  // namespace
 
 TEST(Trie, CsrOfASmallSet) {
   // Sorted: [5 6], [5 7 8], [5 7 8] (again), [9]; preorder: 0 root, 1=5, 2=6, 3=7, 4=8, 5=9.
-  const Trie trie = build({{9}, {5, 7, 8}, {5, 6}, {5, 7, 8}}, 40);
+  const auto built = build({{9}, {5, 7, 8}, {5, 6}, {5, 7, 8}}, 40);
+  const Trie& trie = *built;
   EXPECT_EQ(trie.num_sequences(), 3);
-  EXPECT_EQ(trie.row_ptr(), (std::vector<int64_t>{0, 2, 4, 4, 5, 5, 5}));
-  EXPECT_EQ(trie.tokens(), (std::vector<int32_t>{5, 9, 6, 7, 8}));
-  EXPECT_EQ(trie.child(), (std::vector<int32_t>{1, 5, 2, 3, 4}));
-  EXPECT_EQ(trie.terminal(), (std::vector<uint8_t>{0, 0, 1, 0, 1, 1}));
+  EXPECT_EQ(copy(trie.row_ptr()), (std::vector<int64_t>{0, 2, 4, 4, 5, 5, 5}));
+  EXPECT_EQ(copy(trie.tokens()), (std::vector<int32_t>{5, 9, 6, 7, 8}));
+  EXPECT_EQ(copy(trie.child()), (std::vector<int32_t>{1, 5, 2, 3, 4}));
+  EXPECT_EQ(copy(trie.terminal()), (std::vector<uint8_t>{0, 0, 1, 0, 1, 1}));
   EXPECT_EQ(trie.step(0, 5), 1);
   EXPECT_EQ(trie.step(1, 8), -1);
   EXPECT_EQ(trie.step(-1, 5), -1);
