@@ -131,11 +131,12 @@ void Trie::point_at_owned() {
   tokens_ = own_tokens_.data();
   child_ = own_child_.data();
   terminal_ = own_terminal_.data();
+  precompute_dense_rows();
 }
 
 size_t Trie::memory_bytes() const {
   return static_cast<size_t>(num_nodes_ + 1) * sizeof(int64_t) + static_cast<size_t>(num_edges()) * 8 +
-         static_cast<size_t>(num_nodes_);
+         static_cast<size_t>(num_nodes_) + (dense_nodes_.capacity() + dense_rows_.capacity()) * sizeof(int32_t);
 }
 
 namespace {
@@ -241,6 +242,7 @@ std::shared_ptr<Trie> Trie::load(const std::string& path, bool verify) {
   trie->file_ = std::move(file);
   check_bounds(path, *trie);
   if (verify) check_structure(path, *trie);
+  trie->precompute_dense_rows();
   return trie;
 }
 
@@ -252,16 +254,39 @@ int32_t Trie::step(int32_t state, int32_t token) const {
   return it != last && *it == token ? child_[it - tokens_] : -1;
 }
 
-void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {
+void Trie::precompute_dense_rows() {
   const int64_t words = bitmask_words();
-  std::memset(out, 0, static_cast<size_t>(n * words) * sizeof(int32_t));
-  for (int64_t r = 0; r < n; ++r) {
-    if (states[r] < 0) continue;
-    auto* row = reinterpret_cast<uint32_t*>(out + r * words);
-    const int32_t s = states[r];
-    for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
+  dense_nodes_.clear();
+  dense_rows_.clear();
+  for (int64_t v = 0; v < num_nodes_; ++v) {
+    if (row_ptr_[v + 1] - row_ptr_[v] <= words) continue;
+    dense_nodes_.push_back(static_cast<int32_t>(v));
+    dense_rows_.resize(dense_rows_.size() + static_cast<size_t>(words), 0);
+    auto* row = reinterpret_cast<uint32_t*>(dense_rows_.data() + dense_rows_.size() - words);
+    for (int64_t e = row_ptr_[v]; e < row_ptr_[v + 1]; ++e) {
       const auto t = static_cast<uint32_t>(tokens_[e]);
       row[t / 32] |= uint32_t{1} << (t % 32);
+    }
+  }
+}
+
+void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {
+  const int64_t words = bitmask_words();
+  const auto row_bytes = static_cast<size_t>(words) * sizeof(int32_t);
+  for (int64_t r = 0; r < n; ++r) {
+    int32_t* row = out + r * words;
+    const int32_t s = states[r];
+    const auto dense = std::lower_bound(dense_nodes_.begin(), dense_nodes_.end(), s);
+    if (s >= 0 && dense != dense_nodes_.end() && *dense == s) {  // a wide node: its row is precomputed
+      std::memcpy(row, dense_rows_.data() + (dense - dense_nodes_.begin()) * words, row_bytes);
+      continue;
+    }
+    std::memset(row, 0, row_bytes);
+    if (s < 0) continue;
+    auto* bits = reinterpret_cast<uint32_t*>(row);
+    for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
+      const auto t = static_cast<uint32_t>(tokens_[e]);
+      bits[t / 32] |= uint32_t{1} << (t % 32);
     }
   }
 }

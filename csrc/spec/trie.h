@@ -67,6 +67,11 @@ class Trie {
  private:
   Trie() = default;
   void point_at_owned();
+  // The bitmask rows of nodes with more children than the row has words
+  // (the first levels of a large set: the root of 10^6 ids has ~all of the
+  // vocabulary), so that their step is one copy instead of a bit per child.
+  // At most 4 bytes per edge; computed at build and at load (not stored).
+  void precompute_dense_rows();
 
   std::vector<int64_t> own_row_ptr_;  // when built
   std::vector<int32_t> own_tokens_, own_child_;
@@ -79,6 +84,8 @@ class Trie {
   int64_t num_nodes_ = 0;
   int64_t num_sequences_ = 0;
   int64_t vocab_size_ = 0;
+  std::vector<int32_t> dense_nodes_;  // increasing
+  std::vector<int32_t> dense_rows_;   // dense_nodes_.size() x bitmask_words()
 };
 
 }  // namespace ragkernels::spec
