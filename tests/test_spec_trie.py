@@ -54,6 +54,11 @@ def test_values_offsets_form_equals_lists():
         assert getattr(a, name).tolist() == getattr(b, name).tolist()
 
 
+def test_a_tuple_of_two_lists_is_two_sequences():
+    trie = Trie.build(([5, 6, 7], [0, 3]), vocab_size=8)  # not values [5, 6, 7] with offsets [0, 3]
+    assert trie.num_sequences == 2 and trie.allowed([0]) == [[0, 5]]
+
+
 def test_edge_sets():
     one = Trie.build([[4]])
     assert (one.vocab_size, one.num_nodes, one.num_sequences) == (5, 2, 1)

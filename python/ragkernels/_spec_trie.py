@@ -10,7 +10,6 @@ dead state (no allowed sequence continues what was emitted).
 """
 from __future__ import annotations
 
-import numbers
 import os
 from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
 
@@ -25,8 +24,11 @@ _INT32_MAX = 2**31 - 1
 
 
 def _flatten(sequences: Any) -> Tuple[np.ndarray, np.ndarray]:
-    """(values int64, offsets int64) from a list of id sequences or a (values, offsets) pair."""
-    if isinstance(sequences, tuple) and len(sequences) == 2 and not isinstance(sequences[0], numbers.Integral):
+    """(values int64, offsets int64) from id sequences or a (values, offsets) pair of arrays.
+
+    Only a tuple of two numpy arrays is the pair: a tuple of two lists is
+    two sequences (([5, 6, 7], [0, 3]) must not silently become one)."""
+    if isinstance(sequences, tuple) and len(sequences) == 2 and all(isinstance(a, np.ndarray) for a in sequences):
         values, offsets = (np.asarray(a) for a in sequences)
         for name, a in (("values", values), ("offsets", offsets)):
             if a.ndim != 1 or not (np.issubdtype(a.dtype, np.integer) or a.size == 0):
@@ -100,9 +102,10 @@ class Trie:
 
         Parameters
         ----------
-        sequences : list of token-id sequences, or a ``(values, offsets)`` pair
-            of 1-D int arrays (sequence i is ``values[offsets[i]:offsets[i + 1]]``).
-            Each non-empty; duplicates are kept once.
+        sequences : token-id sequences, or a ``(values, offsets)`` tuple of two
+            1-D int numpy arrays (sequence i is ``values[offsets[i]:offsets[i + 1]]``;
+            a tuple of two lists is two sequences). Each non-empty; duplicates
+            are kept once.
         vocab_size : int, optional
             Token ids must be below it; the bitmask has ``ceil(vocab_size / 32)``
             words per row. Default: the largest id + 1 (pass the model's
