@@ -136,3 +136,11 @@ def test_without_eos_an_ended_row_is_left_alone():
     scores = processor(torch.tensor([[1, 5], [1, 4], [1, 6]]), torch.zeros(3, 8))
     assert not torch.isinf(scores[0]).any() and not torch.isinf(scores[1]).any()  # at a leaf; off the trie
     assert torch.isinf(scores[2]).sum() == 7 and scores[2, 7] == 0  # inside: only 7
+
+
+def test_a_long_unseen_prefix_is_stepped_without_recursion():
+    """prompt_length=0 under a 5,000-token prompt: 5,000 steps on the first call."""
+    trie = rk.spec.Trie.build([[5, 6]], vocab_size=8)
+    processor = TrieConstraint(trie, eos_token_id=EOS, prompt_length=0)
+    scores = processor(torch.full((1, 5000), 7), torch.zeros(1, 8))
+    assert torch.isinf(scores[0]).sum() == 7 and scores[0, EOS] == 0  # off the trie: only EOS

@@ -58,16 +58,20 @@ class TrieConstraint:
         self._states: Dict[Tuple[int, ...], int] = {(): 0}
 
     def _state(self, generated: Tuple[int, ...]) -> int:
-        """The trie state after `generated` (-1: left the trie or ended)."""
-        state = self._states.get(generated)
-        if state is None:
-            before = self._state(generated[:-1])
-            last = generated[-1]
-            if before < 0 or last >= self.trie.vocab_size:
-                state = -1
+        """The trie state after `generated` (-1: left the trie or ended),
+        stepped on from its longest known prefix (one token, each step of a
+        generation; never recursion, whatever the prompt_length)."""
+        known = len(generated)
+        while generated[:known] not in self._states:  # () is always known
+            known -= 1
+        state = self._states[generated[:known]]
+        for i in range(known, len(generated)):
+            token = generated[i]
+            if state >= 0 and token < self.trie.vocab_size:
+                state = int(self.trie.advance(np.array([state], np.int32), np.array([token], np.int32))[0])
             else:
-                state = int(self.trie.advance(np.array([before], np.int32), np.array([last], np.int32))[0])
-            self._states[generated] = state
+                state = -1
+            self._states[generated[:i + 1]] = state
         return state
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
