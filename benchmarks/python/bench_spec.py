@@ -87,6 +87,13 @@ def corpus_datastore(tokenizer, rk, name="smollm2"):
     return store
 
 
+def bridged_retrieval_drafter(tokenizer, rk):
+    """The retrieval drafter over the corpora in the other tokenizer's ids, bridged to `tokenizer`."""
+    other = other_tokenizer(rk)
+    store = corpus_datastore(other, rk, name="other-bpe-16384")
+    return rk.spec.VocabBridge.from_tokenizers(rk.spec.RetrievalDrafter(store), other, tokenizer)
+
+
 def other_tokenizer(rk, vocab_size=16384):
     """A byte-level BPE tokenizer trained on the shared corpora, the drafter
     side of the cross-vocabulary systems (another model's tokenizer would do;
@@ -329,14 +336,13 @@ def batch1(model, tokenizer, prompts, rk, torch, n, meta) -> None:
     counter = ForwardCounter(model)
     store = corpus_datastore(tokenizer, rk)
     other = other_tokenizer(rk)
-    other_store = corpus_datastore(other, rk, name="other-bpe-16384")
     # One drafter object per system, as a serving process keeps one: the suffix
     # drafters accumulate the answers, the adaptive policy its calibration.
     lookup = rk.spec.PromptLookupDrafter(max_depth=16)
     suffix = rk.spec.SuffixDrafter(max_depth=32)
     suffix4 = rk.spec.SuffixDrafter(max_depth=32, max_spec_factor=4.0, min_probability=0.2)
     retrieval = rk.spec.RetrievalDrafter(store)
-    bridged_retrieval = rk.spec.VocabBridge.from_tokenizers(rk.spec.RetrievalDrafter(other_store), other, tokenizer)
+    bridged_retrieval = bridged_retrieval_drafter(tokenizer, rk)
     bridged_suffix = rk.spec.VocabBridge.from_tokenizers(
         rk.spec.SuffixDrafter(max_depth=32, max_spec_factor=4.0, min_probability=0.2), other, tokenizer)
 
@@ -379,9 +385,7 @@ def costs(tokenizer, prompts, rk, torch, meta) -> None:
     (saved by batch1)."""
     results = json.loads((RESULTS / "spec_outputs.json").read_text())
     store = corpus_datastore(tokenizer, rk)
-    other = other_tokenizer(rk)
-    bridged_retrieval = rk.spec.VocabBridge.from_tokenizers(
-        rk.spec.RetrievalDrafter(corpus_datastore(other, rk, name="other-bpe-16384")), other, tokenizer)
+    bridged_retrieval = bridged_retrieval_drafter(tokenizer, rk)
     rag_prompts_ids = [encode(tokenizer, p["messages"], torch)[0].tolist() for p in prompts if p["kind"] != "open"]
     answers = [r["output"] for r in results["greedy"] if r["kind"] != "open"]
     print("Drafter cost, same contexts\n" + write_results("spec_drafter_cost",

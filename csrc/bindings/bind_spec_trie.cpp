@@ -53,12 +53,13 @@ void bind_spec_trie(py::module_& m) {
              const int32_t* v = contiguous<int32_t>(values, "Trie.build", "values");
              const int64_t* o = contiguous<int64_t>(offsets, "Trie.build", "offsets");
              const int64_t n = offsets.shape(0) - 1;
-             RK_CHECK_ARG(n >= 0 && o[0] == 0 && o[n] == values.shape(0), "Trie.build: offsets must start at 0 and "
+             const int64_t num_values = values.shape(0);
+             py::gil_scoped_release nogil;
+             RK_CHECK_ARG(n >= 0 && o[0] == 0 && o[n] == num_values, "Trie.build: offsets must start at 0 and "
                           "end at len(values)");
              for (int64_t i = 0; i < n; ++i) {
                RK_CHECK_ARG(o[i] <= o[i + 1], "Trie.build: offsets must not decrease (offsets[", i + 1, "])");
              }
-             py::gil_scoped_release nogil;
              return Trie::build(v, o, n, vocab_size);
            }),
            py::arg("values"), py::arg("offsets"), py::arg("vocab_size"))
