@@ -12,7 +12,7 @@
 #include "core/error.h"
 #include "core/topk.cuh"
 #include "dense/flat_search.cuh"
-#include "dlpack_abi.h"
+#include "bindings/dlpack_abi.h"
 #include "rerank/maxsim.cuh"
 
 namespace py = pybind11;

@@ -144,3 +144,18 @@ def test_a_long_unseen_prefix_is_stepped_without_recursion():
     processor = TrieConstraint(trie, eos_token_id=EOS, prompt_length=0)
     scores = processor(torch.full((1, 5000), 7), torch.zeros(1, 8))
     assert torch.isinf(scores[0]).sum() == 7 and scores[0, EOS] == 0  # off the trie: only EOS
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_padded_logits_in_every_dtype_and_the_input_left_alone(dtype):
+    """A model whose logits are wider than the tokenizer (padded columns are
+    never allowed; a token there leaves the trie), in the dtypes models run in."""
+    trie = rk.spec.Trie.build([[5, 6], [5, 7]], vocab_size=8)
+    processor = TrieConstraint(trie, eos_token_id=EOS, prompt_length=1)
+    scores = torch.randn(3, 12).to(dtype)
+    before = scores.clone()
+    out = processor(torch.tensor([[1, 5], [1, 10], [1, 0]]), scores)
+    assert torch.equal(scores, before) and out.dtype == dtype
+    allowed = [torch.isfinite(row).nonzero().flatten().tolist() for row in out]
+    assert allowed == [[6, 7], [EOS], [EOS]]  # inside; off through a padded column; off
+    assert torch.equal(out[0, 6:8], scores[0, 6:8])

@@ -122,6 +122,124 @@ def test_a_million_sequences():
     assert trie.next_token_bitmask(trie.start(8)).shape == (8, vocab // 32)
 
 
+def random_states(rng, trie, count):
+    """States over the whole trie: the root, inner nodes, leaves and -1."""
+    return np.concatenate([[0, -1], rng.integers(-1, trie.num_nodes, count - 2)]).astype(np.int32)
+
+
+def random_logits(rng, rows, width, dtype=np.float32):
+    logits = rng.standard_normal((rows, width)).astype(dtype)
+    logits.flat[rng.integers(0, logits.size, 4)] = [np.nan, np.inf, -np.inf, np.nan]
+    return logits
+
+
+def same_bits(a, b):
+    return a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("seed, vocab, extra", [(0, 5, 0), (1, 31, 1), (2, 32, 0), (3, 33, 31), (4, 64, 0),
+                                                (5, 70, 37), (6, 1000, 24)])
+@pytest.mark.parametrize("eos", [None, "in vocab", "past vocab"])
+def test_mask_logits_equals_reference(seed, vocab, extra, eos):
+    rng = np.random.default_rng(seed)
+    # 300 sequences over a small vocabulary: the root has more children than
+    # a bitmask row has words, so its row is precomputed (the dense path)
+    seqs = random_sequences(rng, 300 if vocab <= 70 else 60, vocab)
+    trie, expected = Trie.build(seqs, vocab_size=vocab), ref.TrieRef(seqs, vocab)
+    width = vocab + extra
+    eos_id = {None: None, "in vocab": vocab // 2, "past vocab": width - 1}[eos]
+    states = random_states(rng, trie, 40)
+    for dtype in (np.float32, np.float16):
+        logits = random_logits(rng, len(states), width, dtype)
+        want = expected.mask_logits(states.tolist(), logits, eos_id)
+        got = logits.copy()
+        assert trie.mask_logits(states, got, eos_token_id=eos_id) is got
+        assert same_bits(got, want)
+
+
+def test_mask_logits_on_torch_tensors_in_every_dtype():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(11)
+    seqs = random_sequences(rng, 200, 100)
+    trie, expected = Trie.build(seqs, vocab_size=100), ref.TrieRef(seqs, 100)
+    states = random_states(rng, trie, 16)
+    masked = np.isneginf(expected.mask_logits(states.tolist(), np.zeros((16, 128), np.float32), eos=101))
+    for dtype in (torch.float32, torch.float16, torch.bfloat16):
+        logits = torch.from_numpy(random_logits(rng, 16, 128)).to(dtype)
+        before = logits.clone()
+        assert trie.mask_logits(states, logits, eos_token_id=101) is logits  # in place, no copy
+        assert torch.isneginf(logits[torch.from_numpy(masked)]).all()
+        kept = torch.from_numpy(~masked)
+        assert torch.equal(logits[kept].view(torch.int16 if dtype != torch.float32 else torch.int32),
+                           before[kept].view(torch.int16 if dtype != torch.float32 else torch.int32))
+
+
+def test_mask_logits_on_strided_rows():
+    rng = np.random.default_rng(12)
+    seqs = random_sequences(rng, 50, 40)
+    trie, expected = Trie.build(seqs, vocab_size=40), ref.TrieRef(seqs, 40)
+    states = random_states(rng, trie, 6)
+    wide = random_logits(rng, 12, 50)
+    before = wide.copy()
+    view = wide[::2, :45]  # rows 100 floats apart, 45 columns of 50
+    want = expected.mask_logits(states.tolist(), view, eos=44)
+    trie.mask_logits(states, view, eos_token_id=44)
+    assert same_bits(wide[::2, :45], want)
+    assert same_bits(wide[1::2], before[1::2]) and same_bits(wide[:, 45:], before[:, 45:])  # nothing else written
+
+
+def test_mask_logits_is_independent_of_thread_count():
+    rng = np.random.default_rng(13)
+    seqs = random_sequences(rng, 100, 33)
+    trie = Trie.build(seqs, vocab_size=33)
+    states = random_states(rng, trie, 70_000)  # more rows than one thread's grain
+    logits = random_logits(rng, len(states), 33)
+    outs = []
+    for threads in (1, 2, 3):
+        rk.set_num_threads(threads)
+        try:
+            outs.append(trie.mask_logits(states, logits.copy(), eos_token_id=3))
+        finally:
+            rk.set_num_threads(2)
+    assert same_bits(outs[0], outs[1]) and same_bits(outs[0], outs[2])
+    want = ref.TrieRef(seqs, 33).mask_logits(states[:500].tolist(), logits[:500], eos=3)
+    assert same_bits(outs[0][:500], want)
+
+
+def test_mask_logits_bad_input():
+    trie = Trie.build([[1, 2], [3]], vocab_size=4)
+    states = trie.start(2)
+    with pytest.raises(ValueError, match="logits has 3 columns but the trie's vocabulary 4 tokens"):
+        trie.mask_logits(states, np.zeros((2, 3), np.float32))
+    with pytest.raises(ValueError, match="logits has 3 rows but states 2"):
+        trie.mask_logits(states, np.zeros((3, 4), np.float32))
+    with pytest.raises(TypeError, match="logits must be a 2-D float32 or float16 array, got float64"):
+        trie.mask_logits(states, np.zeros((2, 4)))
+    with pytest.raises(TypeError, match="logits must be a 2-D float32 or float16 array"):
+        trie.mask_logits(states, np.zeros(4, np.float32))
+    frozen = np.zeros((2, 4), np.float32)
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="logits is read-only"):
+        trie.mask_logits(states, frozen)
+    with pytest.raises(ValueError, match="logits columns must be contiguous"):
+        trie.mask_logits(states, np.zeros((2, 8), np.float32)[:, ::2])
+    with pytest.raises(ValueError, match="eos_token_id 4 is outside the 4 logits"):
+        trie.mask_logits(states, np.zeros((2, 4), np.float32), eos_token_id=4)
+    with pytest.raises(ValueError, match=r"eos_token_id must be an int in \[0, "):
+        trie.mask_logits(states, np.zeros((2, 4), np.float32), eos_token_id=-1)
+    with pytest.raises(ValueError, match=r"states\[1\] = 9 is not a state of this trie"):
+        trie.mask_logits([0, 9], np.zeros((2, 4), np.float32))
+    with pytest.raises(TypeError, match="logits must be a numpy array or a DLPack tensor, got <class 'list'>"):
+        trie.mask_logits(states, [[0.0] * 4] * 2)
+    torch = pytest.importorskip("torch")
+    with pytest.raises(TypeError, match="logits must be a 2-D float32, float16 or bfloat16 tensor"):
+        trie.mask_logits(states, torch.zeros((2, 4), dtype=torch.float64))
+    with pytest.raises(ValueError, match="columns must be contiguous"):
+        trie.mask_logits(states, torch.zeros((4, 2)).T)
+    with pytest.raises((RuntimeError, BufferError), match="gradient"):
+        trie.mask_logits(states, torch.zeros((2, 4), requires_grad=True))
+
+
 def test_bad_input():
     with pytest.raises(ValueError, match="sequences is empty"):
         Trie.build([])

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "bindings/checks.h"
+#include "bindings/dlpack_abi.h"
 #include "spec/trie.h"
 
 namespace ragkernels::bindings {
@@ -43,6 +44,63 @@ py::array_t<T> view_of(ConstView1<T> values, py::handle owner) {
   py::array_t<T> out(static_cast<py::ssize_t>(values.size), values.data, owner);
   py::detail::array_proxy(out.ptr())->flags &= ~py::detail::npy_api::NPY_ARRAY_WRITEABLE_;
   return out;
+}
+
+// The logits mask_logits writes to, in place: a writable numpy float32 or
+// float16 array, or a CPU DLPack tensor (torch) of float32, float16 or
+// bfloat16 (a dtype numpy lacks, hence DLPack read here rather than through
+// numpy.from_dlpack); 2-D with contiguous columns, `rows` rows, at least the
+// trie's vocabulary wide. `keep` holds what the view points into.
+Trie::Logits writable_logits(const Trie& trie, py::handle obj, int64_t rows, py::object& keep) {
+  constexpr const char* kOp = "mask_logits";
+  Trie::Logits logits{};
+  int64_t item = 0;
+  bool columns_contiguous = true;
+  int64_t shape[2] = {0, 0};
+  if (py::isinstance<py::array>(obj)) {
+    auto a = py::reinterpret_borrow<py::array>(obj);
+    const bool f32 = has_dtype<float>(a), f16 = a.dtype().is(py::dtype("float16"));
+    RK_CHECK_TYPE((f32 || f16) && a.ndim() == 2, kOp, ": logits must be a 2-D float32 or float16 array, got ",
+                  describe(a));
+    RK_CHECK_ARG(a.writeable(), kOp, ": logits is read-only; the mask is written in place");
+    item = f32 ? 4 : 2;
+    logits.type = f32 ? Trie::LogitsType::kFloat32 : Trie::LogitsType::kFloat16;
+    logits.data = a.mutable_data();
+    shape[0] = a.shape(0), shape[1] = a.shape(1);
+    RK_CHECK_ARG(a.strides(0) % item == 0 && a.strides(0) >= 0, kOp, ": logits rows must be whole elements apart");
+    logits.row_stride = a.strides(0) / item;
+    columns_contiguous = shape[1] <= 1 || a.strides(1) == item;
+    keep = a;
+  } else {
+    RK_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), kOp, ": logits must be a numpy array or a DLPack tensor, got ",
+                  py::str(py::type::of(obj)).cast<std::string>());
+    keep = obj.attr("__dlpack__")();
+    auto* managed = static_cast<RkDLManagedTensor*>(PyCapsule_GetPointer(keep.ptr(), "dltensor"));
+    if (managed == nullptr) throw py::error_already_set();
+    const RkDLTensor& t = managed->dl_tensor;
+    RK_CHECK_TYPE(t.device.device_type == kRkDLCPU, kOp, ": logits lives on a device (DLPack device type ",
+                  t.device.device_type, "); this is the CPU op");
+    const RkDLDataType d = t.dtype;
+    const bool f32 = d.code == kRkDLFloat && d.bits == 32, f16 = d.code == kRkDLFloat && d.bits == 16;
+    const bool bf16 = d.code == kRkDLBfloat && d.bits == 16;
+    RK_CHECK_TYPE((f32 || f16 || bf16) && d.lanes == 1 && t.ndim == 2, kOp,
+                  ": logits must be a 2-D float32, float16 or bfloat16 tensor, got ", t.ndim,
+                  "-D with DLPack dtype (code ", int{d.code}, ", bits ", int{d.bits}, ")");
+    item = f32 ? 4 : 2;
+    logits.type = f32 ? Trie::LogitsType::kFloat32 : f16 ? Trie::LogitsType::kFloat16 : Trie::LogitsType::kBfloat16;
+    logits.data = static_cast<char*>(t.data) + t.byte_offset;
+    shape[0] = t.shape[0], shape[1] = t.shape[1];
+    logits.row_stride = t.strides ? t.strides[0] : shape[1];
+    columns_contiguous = t.strides == nullptr || shape[1] <= 1 || t.strides[1] == 1;
+    RK_CHECK_ARG(logits.row_stride >= 0, kOp, ": logits rows must not run backwards");
+  }
+  RK_CHECK_ARG(columns_contiguous, kOp, ": logits columns must be contiguous (pass a contiguous copy)");
+  RK_CHECK_ARG(shape[0] == rows, kOp, ": logits has ", shape[0], " rows but states ", rows);
+  RK_CHECK_ARG(shape[1] >= trie.vocab_size(), kOp, ": logits has ", shape[1], " columns but the trie's vocabulary ",
+               trie.vocab_size(), " tokens; was the trie built for another tokenizer?");
+  logits.rows = shape[0];
+  logits.width = shape[1];
+  return logits;
 }
 
 }  // namespace
@@ -124,6 +182,20 @@ void bind_spec_trie(py::module_& m) {
             return out;
           },
           py::arg("states"), py::arg("tokens"))
+      .def(
+          "mask_logits",
+          [](const Trie& trie, const py::array& states_obj, py::handle logits_obj, int64_t eos) {
+            const int32_t* states = contiguous<int32_t>(states_obj, "mask_logits", "states");
+            const int64_t n = states_obj.shape(0);
+            py::object keep;
+            const Trie::Logits logits = writable_logits(trie, logits_obj, n, keep);
+            RK_CHECK_ARG(eos >= -1 && eos < logits.width, "mask_logits: eos_token_id ", eos, " is outside the ",
+                         logits.width, " logits");
+            py::gil_scoped_release nogil;
+            check_states(trie, states, n, "mask_logits");
+            trie.mask_logits(states, static_cast<int32_t>(eos), logits);
+          },
+          py::arg("states"), py::arg("logits"), py::arg("eos"))
       .def(
           "is_terminal",
           [](const Trie& trie, const py::array& states_obj) {

@@ -5,8 +5,10 @@
 #include <limits>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/error.h"
+#include "core/isa.h"
 #include "core/parallel.h"
 
 namespace ragkernels::spec {
@@ -270,25 +272,88 @@ void Trie::precompute_dense_rows() {
   }
 }
 
-void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {
+void Trie::bitmask_row(int32_t s, uint32_t* row) const {
   const int64_t words = bitmask_words();
-  const auto row_bytes = static_cast<size_t>(words) * sizeof(int32_t);
-  for (int64_t r = 0; r < n; ++r) {
-    int32_t* row = out + r * words;
-    const int32_t s = states[r];
-    const auto dense = std::lower_bound(dense_nodes_.begin(), dense_nodes_.end(), s);
-    if (s >= 0 && dense != dense_nodes_.end() && *dense == s) {  // a wide node: its row is precomputed
-      std::memcpy(row, dense_rows_.data() + (dense - dense_nodes_.begin()) * words, row_bytes);
+  const auto dense = std::lower_bound(dense_nodes_.begin(), dense_nodes_.end(), s);
+  if (s >= 0 && dense != dense_nodes_.end() && *dense == s) {  // a wide node: its row is precomputed
+    std::memcpy(row, dense_rows_.data() + (dense - dense_nodes_.begin()) * words, words * sizeof(uint32_t));
+    return;
+  }
+  std::memset(row, 0, words * sizeof(uint32_t));
+  if (s < 0) return;
+  for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
+    const auto t = static_cast<uint32_t>(tokens_[e]);
+    row[t / 32] |= uint32_t{1} << (t % 32);
+  }
+}
+
+void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {
+  for (int64_t r = 0; r < n; ++r) bitmask_row(states[r], reinterpret_cast<uint32_t*>(out + r * bitmask_words()));
+}
+
+namespace {
+
+// -inf of each logits type, as bits: the mask writes no arithmetic, so every
+// allowed logit (NaN included) keeps its exact bits.
+constexpr uint32_t kNegInfFloat32 = 0xFF800000u;
+constexpr uint16_t kNegInfFloat16 = 0xFC00u;
+constexpr uint16_t kNegInfBfloat16 = 0xFF80u;
+
+// Logits whose bit in `allowed` is clear become -inf, 32 at a time: a word
+// with no bit set is a plain fill, a full word is skipped, and a mixed one is
+// a select the compiler vectorizes (AVX2 clone picked at load: core/isa.h).
+template <typename Bits>
+inline void mask_row_impl(const uint32_t* allowed, Bits* row, int64_t width, Bits neg_inf) {
+  const int64_t whole_words = width / 32;
+  for (int64_t w = 0; w < whole_words; ++w) {
+    const uint32_t word = allowed[w];
+    Bits* x = row + w * 32;
+    if (word == ~uint32_t{0}) continue;
+    if (word == 0) {
+      for (int j = 0; j < 32; ++j) x[j] = neg_inf;
       continue;
     }
-    std::memset(row, 0, row_bytes);
-    if (s < 0) continue;
-    auto* bits = reinterpret_cast<uint32_t*>(row);
-    for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
-      const auto t = static_cast<uint32_t>(tokens_[e]);
-      bits[t / 32] |= uint32_t{1} << (t % 32);
-    }
+    for (int j = 0; j < 32; ++j) x[j] = (word >> j) & 1u ? x[j] : neg_inf;
   }
+  for (int64_t t = whole_words * 32; t < width; ++t) {
+    if (!((allowed[t / 32] >> (t % 32)) & 1u)) row[t] = neg_inf;
+  }
+}
+
+RK_TARGET_CLONES void mask_row(const uint32_t* allowed, uint32_t* row, int64_t width, uint32_t neg_inf) {
+  mask_row_impl(allowed, row, width, neg_inf);
+}
+RK_TARGET_CLONES void mask_row(const uint32_t* allowed, uint16_t* row, int64_t width, uint16_t neg_inf) {
+  mask_row_impl(allowed, row, width, neg_inf);
+}
+
+}  // namespace
+
+void Trie::mask_logits(const int32_t* states, int32_t eos, const Logits& logits) const {
+  const int64_t width_words = (logits.width + 31) / 32;
+  const bool wide = logits.type == LogitsType::kFloat32;
+  const int64_t item = wide ? 4 : 2;
+  const uint16_t neg_inf16 = logits.type == LogitsType::kFloat16 ? kNegInfFloat16 : kNegInfBfloat16;
+  // A row is some 10^5 stores: threads only for batches of many rows.
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / std::max<int64_t>(logits.width, 1));
+  parallel_for(0, logits.rows, [&](int64_t begin, int64_t end) {
+    std::vector<uint32_t> allowed(static_cast<size_t>(width_words));
+    for (int64_t r = begin; r < end; ++r) {
+      const int32_t s = states[r];
+      const bool has_children = s >= 0 && row_ptr_[s + 1] > row_ptr_[s];
+      const bool eos_allowed = eos >= 0 && (s < 0 || terminal_[s] != 0);
+      if (!has_children && !eos_allowed) continue;  // nothing to force it to (eos = -1): left alone
+      bitmask_row(s, allowed.data());
+      std::fill(allowed.begin() + bitmask_words(), allowed.end(), 0u);
+      if (eos_allowed) allowed[eos / 32] |= uint32_t{1} << (eos % 32);
+      char* row = static_cast<char*>(logits.data) + r * logits.row_stride * item;
+      if (wide) {
+        mask_row(allowed.data(), reinterpret_cast<uint32_t*>(row), logits.width, kNegInfFloat32);
+      } else {
+        mask_row(allowed.data(), reinterpret_cast<uint16_t*>(row), logits.width, neg_inf16);
+      }
+    }
+  }, grain);
 }
 
 void Trie::advance(const int32_t* states, const int32_t* tokens, int64_t n, int32_t* out) const {

@@ -64,6 +64,22 @@ class Trie {
   void advance(const int32_t* states, const int32_t* tokens, int64_t n, int32_t* out) const;
   void is_terminal(const int32_t* states, int64_t n, uint8_t* out) const;
 
+  // A (rows, width) logits matrix seen in place: row r starts at element
+  // r * row_stride, its columns are contiguous; width >= vocab_size.
+  enum class LogitsType { kFloat32, kFloat16, kBfloat16 };
+  struct Logits {
+    void* data;
+    int64_t rows, width, row_stride;
+    LogitsType type;
+  };
+  // The additive mask, in place: every logit of a token that may not follow
+  // the row's state (columns >= vocab_size too) becomes -inf; the others are
+  // left bit for bit. eos in [0, width) is allowed too after a whole
+  // sequence, and is the only token of a dead row; eos = -1 leaves a row
+  // that allows nothing (dead, or at a leaf) as it is. States in [-1,
+  // num_nodes) (the caller checks), one per row. Rows in parallel.
+  void mask_logits(const int32_t* states, int32_t eos, const Logits& logits) const;
+
  private:
   Trie() = default;
   void point_at_owned();
@@ -72,6 +88,8 @@ class Trie {
   // vocabulary), so that their step is one copy instead of a bit per child.
   // At most 4 bytes per edge; computed at build and at load (not stored).
   void precompute_dense_rows();
+  // Row of next_token_bitmask for state s (bitmask_words() words).
+  void bitmask_row(int32_t s, uint32_t* row) const;
 
   std::vector<int64_t> own_row_ptr_;  // when built
   std::vector<int32_t> own_tokens_, own_child_;

@@ -224,6 +224,33 @@ class Trie:
         """bool (batch,): whether each row has emitted a whole allowed sequence."""
         return self._core.is_terminal(_ids(states, "states", "is_terminal"))
 
+    def mask_logits(self, states: Any, logits: Any, *, eos_token_id: Optional[int] = None) -> Any:
+        """Apply the trie's additive mask to `logits` in place and return it.
+
+        Every logit of a token that may not follow the row's state (and of
+        every column at or past ``vocab_size``) becomes ``-inf``; allowed
+        logits keep their exact bits (no arithmetic is done, NaN stays NaN).
+
+        Parameters
+        ----------
+        states : int array (batch,)
+        logits : (batch, width) float32 or float16 numpy array, or a CPU
+            tensor of float32, float16 or bfloat16 (torch, through DLPack),
+            written in place; columns contiguous, ``width >= vocab_size``.
+        eos_token_id : int, optional
+            Allowed too after a whole sequence, and the only token of a dead
+            row. Without it, a row that allows nothing (dead, or at the end
+            of a sequence no other continues) is left as it is.
+
+        Raises ValueError when the logits are narrower than the vocabulary,
+        have another row count, or `eos_token_id` is outside them; TypeError
+        for another dtype or layout. The GIL is released.
+        """
+        states = _ids(states, "states", "mask_logits")
+        eos = -1 if eos_token_id is None else check_int(eos_token_id, "eos_token_id", "mask_logits", minimum=0)
+        self._core.mask_logits(states, logits, eos)
+        return logits
+
     def __len__(self) -> int:
         return self.num_sequences
 

@@ -3,7 +3,9 @@
 // random sets with tests/reference/spec.py).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <type_traits>
 #include <vector>
@@ -54,4 +56,26 @@ TEST(Trie, RefusesBadSets) {
   EXPECT_THROW(build({}, 5), ragkernels::ValueError);
   EXPECT_THROW(build({{1}, {}}, 5), ragkernels::ValueError);
   EXPECT_THROW(build({{5}}, 5), ragkernels::ValueError);
+}
+
+TEST(Trie, MaskLogitsWritesMinusInfinityOnlyWhereNotAllowed) {
+  // [5 6], [5 7 8], [9] over 40 tokens, logits 45 wide (5 padded columns).
+  const auto trie = build({{5, 6}, {5, 7, 8}, {9}}, 40);
+  const int32_t states[] = {0, 1, 5, -1};  // root, after 5, after 9 (a leaf), dead
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> logits(4 * 45, 1.5f);
+  trie->mask_logits(states, 42, {logits.data(), 4, 45, 45, Trie::LogitsType::kFloat32});
+  const std::vector<std::vector<int>> allowed = {{5, 9}, {6, 7}, {42}, {42}};  // eos 42 after 9 and when dead
+  for (int r = 0; r < 4; ++r) {
+    for (int t = 0; t < 45; ++t) {
+      const bool keep = std::find(allowed[r].begin(), allowed[r].end(), t) != allowed[r].end();
+      EXPECT_EQ(logits[r * 45 + t], keep ? 1.5f : -inf) << "row " << r << " token " << t;
+    }
+  }
+  // Without eos a row that allows nothing is left alone; float16 -inf is 0xFC00.
+  std::vector<uint16_t> half(2 * 40, 0x3C00);  // 1.0
+  const int32_t ended[] = {5, 1};
+  trie->mask_logits(ended, -1, {half.data(), 2, 40, 40, Trie::LogitsType::kFloat16});
+  EXPECT_EQ(std::count(half.begin(), half.begin() + 40, 0x3C00), 40);
+  EXPECT_EQ(std::count(half.begin() + 40, half.end(), 0xFC00), 38);
 }

@@ -658,3 +658,18 @@ class TrieRef:
 
     def is_terminal(self, states):
         return [s >= 0 and bool(self.terminal[s]) for s in states]
+
+    def mask_logits(self, states, logits, eos=None):
+        """A masked copy of numpy `logits`: -inf outside each row's allowed
+        tokens (plus eos after a whole sequence, and alone when dead); a row
+        that allows nothing is kept when there is no eos."""
+        out = logits.copy()
+        for r, s in enumerate(states):
+            allowed = set(self.children[s]) if s >= 0 else set()
+            if eos is not None and (s < 0 or self.terminal[s]):
+                allowed.add(eos)
+            if allowed:
+                keep = np.zeros(out.shape[1], bool)
+                keep[sorted(allowed)] = True
+                out[r, ~keep] = -np.inf
+        return out

@@ -16,7 +16,7 @@ the trie.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -57,6 +57,14 @@ class TrieConstraint:
                                                                           "TrieConstraint", minimum=0)
         self._states: Dict[Tuple[int, ...], int] = {(): 0}
 
+    def _step(self, states: np.ndarray, tokens: np.ndarray) -> np.ndarray:
+        """States after tokens; a token past the trie's vocabulary (a padded
+        logits column) leaves the trie."""
+        inside = tokens < self.trie.vocab_size
+        after = self.trie.advance(states, np.where(inside, tokens, 0))
+        after[~inside] = -1
+        return after
+
     def _state(self, generated: Tuple[int, ...]) -> int:
         """The trie state after `generated` (-1: left the trie or ended),
         stepped on from its longest known prefix (one token, each step of a
@@ -66,37 +74,44 @@ class TrieConstraint:
             known -= 1
         state = self._states[generated[:known]]
         for i in range(known, len(generated)):
-            token = generated[i]
-            if state >= 0 and token < self.trie.vocab_size:
-                state = int(self.trie.advance(np.array([state], np.int32), np.array([token], np.int32))[0])
-            else:
-                state = -1
+            state = int(self._step(np.array([state], np.int32), np.array([generated[i]], np.int64))[0])
             self._states[generated[:i + 1]] = state
         return state
 
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import torch
+    def _row_states(self, rows: List[Tuple[int, ...]]) -> np.ndarray:
+        """Each row's state; the rows one token past a known prefix (every
+        row, each step of a generation) advance in one batched call."""
+        states = np.empty(len(rows), np.int32)
+        one_step = []  # rows whose prefix without the last token is known
+        for i, row in enumerate(rows):
+            state = self._states.get(row)
+            if state is not None:
+                states[i] = state
+            elif row[:-1] in self._states:
+                one_step.append(i)
+            else:
+                states[i] = self._state(row)
+        if one_step:
+            parents = np.array([self._states[rows[i][:-1]] for i in one_step], np.int32)
+            tokens = np.array([rows[i][-1] for i in one_step], np.int64)
+            for i, state in zip(one_step, self._step(parents, tokens).tolist()):
+                self._states[rows[i]] = states[i] = state
+        return states
 
+    def __call__(self, input_ids: Any, scores: Any) -> Any:
         width = scores.shape[-1]
         if width < self.trie.vocab_size:
             raise ValueError(f"TrieConstraint: the logits have {width} columns but the trie's vocabulary has "
                              f"{self.trie.vocab_size} tokens; was the trie built for another tokenizer?")
+        if self.eos_token_id is not None and self.eos_token_id >= width:
+            raise ValueError(f"TrieConstraint: eos_token_id {self.eos_token_id} is outside the {width} logits")
         if self.prompt_length is None:
             self.prompt_length = int(input_ids.shape[1])
-        rows = input_ids[:, self.prompt_length:].tolist()
-        states = np.array([self._state(tuple(r)) for r in rows], np.int32)
-        words = self.trie.next_token_bitmask(states)
-        allowed = np.zeros((len(rows), width), bool)
-        allowed[:, :self.trie.vocab_size] = np.unpackbits(words.view(np.uint8), axis=1,
-                                                          bitorder="little")[:, :self.trie.vocab_size]
-        if self.eos_token_id is None:  # nothing to force an ended row to: leave its distribution alone
-            allowed[(states < 0) | ~allowed.any(axis=1)] = True
-        elif self.eos_token_id >= width:
-            raise ValueError(f"TrieConstraint: eos_token_id {self.eos_token_id} is outside the {width} logits")
-        else:
-            allowed[:, self.eos_token_id] |= self.trie.is_terminal(states) | (states < 0)
-        mask = torch.from_numpy(allowed).to(scores.device)
-        return scores.masked_fill(~mask, float("-inf"))
+        states = self._row_states([tuple(r) for r in input_ids[:, self.prompt_length:].tolist()])
+        # A processor leaves its input alone (generate may keep it as the raw
+        # logits): the mask is written into a copy, in place.
+        masked = scores.clone()
+        return self.trie.mask_logits(states, masked, eos_token_id=self.eos_token_id)
 
     def __repr__(self) -> str:
         return f"TrieConstraint({self.trie!r}, eos_token_id={self.eos_token_id}, prompt_length={self.prompt_length})"

@@ -1,13 +1,14 @@
 // The DLPack C ABI (https://dmlc.github.io/dlpack), version 0.8 layout: the
 // few structs a consumer and producer of tensors need. Declared here so the
-// CUDA module depends on no framework.
+// bindings (the CUDA module, and CPU ops that take dtypes numpy lacks, such
+// as bfloat16 logits) depend on no framework.
 #pragma once
 
 #include <cstdint>
 
 extern "C" {
 enum RkDLDeviceType : int32_t { kRkDLCPU = 1, kRkDLCUDA = 2 };
-enum RkDLDataTypeCode : uint8_t { kRkDLInt = 0, kRkDLUInt = 1, kRkDLFloat = 2 };
+enum RkDLDataTypeCode : uint8_t { kRkDLInt = 0, kRkDLUInt = 1, kRkDLFloat = 2, kRkDLBfloat = 4 };
 
 struct RkDLDevice {
   int32_t device_type;
