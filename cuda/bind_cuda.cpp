@@ -3,9 +3,11 @@
 // the call); outputs are fresh device buffers returned as DLPack capsules
 // that free themselves. Validation here, arithmetic in the kernels.
 #include <cuda_runtime.h>
+#include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,7 @@
 #include "dense/flat_search.cuh"
 #include "bindings/dlpack_abi.h"
 #include "rerank/maxsim.cuh"
+#include "spec/trie_mask.cuh"
 
 namespace py = pybind11;
 using ragkernels::TypeError;
@@ -130,6 +133,7 @@ struct DeviceScratch {
 
 const char* dtype_name(const RkDLDataType& t) {
   if (t.lanes != 1) return "a vector dtype";
+  if (t.code == kRkDLBfloat) return t.bits == 16 ? "bfloat16" : "a bfloat dtype";
   if (t.code == kRkDLFloat)
     return t.bits == 32 ? "float32" : t.bits == 16 ? "float16" : t.bits == 64 ? "float64" : "float";
   if (t.code == kRkDLInt) return t.bits == 8 ? "int8" : t.bits == 32 ? "int32" : t.bits == 64 ? "int64" : "int";
@@ -408,6 +412,77 @@ py::capsule maxsim(py::handle queries_obj, py::handle query_offsets_obj, py::han
   return scores_cap;
 }
 
+namespace rks = ragkernels::cuda::spec;
+
+// A trie's mask arrays (row_ptr, tokens, terminal) copied to one device;
+// ragkernels.spec.Trie keeps one per device it masks logits on.
+class TrieMask {
+ public:
+  TrieMask(const py::array_t<int64_t, py::array::c_style>& row_ptr, const py::array_t<int32_t, py::array::c_style>& tokens,
+           const py::array_t<uint8_t, py::array::c_style>& terminal, int device)
+      : device_(device) {
+    RK_CHECK_ARG(row_ptr.ndim() == 1 && row_ptr.size() == terminal.size() + 1 && terminal.size() >= 1,
+                 "TrieMask: row_ptr must have one entry more than terminal");
+    check_cuda(cudaSetDevice(device), "TrieMask");
+    trie_.num_nodes = terminal.size();
+    trie_.row_ptr = static_cast<const int64_t*>(upload(row_ptr.data(), row_ptr.nbytes()));
+    trie_.tokens = static_cast<const int32_t*>(upload(tokens.data(), tokens.nbytes()));
+    trie_.terminal = static_cast<const uint8_t*>(upload(terminal.data(), terminal.nbytes()));
+  }
+  // Trie::mask_logits on a CUDA tensor in place; states are host int32
+  // (the decoder's, one per row), checked here and copied over.
+  void mask_logits(const py::array_t<int32_t, py::array::c_style>& states, py::handle logits_obj, int64_t eos,
+                   int64_t vocab_size) {
+    constexpr const char* op = "mask_logits";
+    py::object capsule;
+    const RkDLTensor& t = borrow(logits_obj, capsule, op, "logits");
+    RK_CHECK_ARG(t.device.device_id == device_, op, ": logits is on cuda:", t.device.device_id,
+                 ", this trie's device copy on cuda:", device_);
+    const bool f32 = is_dtype(t, kRkDLFloat, 32), f16 = is_dtype(t, kRkDLFloat, 16);
+    const bool bf16 = is_dtype(t, kRkDLBfloat, 16);
+    RK_CHECK_TYPE((f32 || f16 || bf16) && t.ndim == 2, op, ": logits must be a 2-D float32, float16 or bfloat16 ",
+                  "tensor, got ", t.ndim, "-D ", dtype_name(t.dtype));
+    const int64_t rows = t.shape[0], width = t.shape[1];
+    const int64_t row_stride = t.strides ? t.strides[0] : width;
+    RK_CHECK_ARG(t.strides == nullptr || width <= 1 || t.strides[1] == 1, op,
+                 ": logits columns must be contiguous (pass a contiguous copy)");
+    RK_CHECK_ARG(row_stride >= 0, op, ": logits rows must not run backwards");
+    RK_CHECK_ARG(rows == states.size(), op, ": logits has ", rows, " rows but states ", states.size());
+    RK_CHECK_ARG(width >= vocab_size, op, ": logits has ", width, " columns but the trie's vocabulary ", vocab_size,
+                 " tokens; was the trie built for another tokenizer?");
+    RK_CHECK_ARG(eos >= -1 && eos < width, op, ": eos_token_id ", eos, " is outside the ", width, " logits");
+    const int32_t* host_states = states.data();
+    for (int64_t i = 0; i < rows; ++i) {
+      RK_CHECK_ARG(host_states[i] >= -1 && host_states[i] < trie_.num_nodes, op, ": states[", i, "] = ",
+                   host_states[i], " is not a state of this trie (-1 or a node in [0, ", trie_.num_nodes, "))");
+    }
+    const auto type = f32 ? rks::LogitsType::kFloat32 : f16 ? rks::LogitsType::kFloat16 : rks::LogitsType::kBfloat16;
+    py::gil_scoped_release nogil;
+    check_cuda(cudaSetDevice(device_), op);
+    DeviceScratch device_states(static_cast<size_t>(rows) * sizeof(int32_t), op);
+    // On the default stream, where torch's own kernels on these logits run
+    // (unless it was given another); synchronized before the states' buffer goes.
+    cudaError_t status = cudaMemcpyAsync(device_states.data, host_states, static_cast<size_t>(rows) * sizeof(int32_t),
+                                         cudaMemcpyHostToDevice, nullptr);
+    if (status == cudaSuccess)
+      status = rks::trie_mask_logits(trie_, static_cast<const int32_t*>(device_states.data), static_cast<int32_t>(eos),
+                                     const_cast<char*>(data_ptr(t)), type, rows, width, row_stride, nullptr);
+    if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
+    check_cuda(status, op);
+  }
+
+ private:
+  const void* upload(const void* host, size_t bytes) {
+    buffers_.push_back(std::make_unique<DeviceScratch>(bytes, "TrieMask"));
+    check_cuda(cudaMemcpy(buffers_.back()->data, host, bytes, cudaMemcpyHostToDevice), "TrieMask");
+    return buffers_.back()->data;
+  }
+
+  int device_;
+  rks::DeviceTrie trie_;
+  std::vector<std::unique_ptr<DeviceScratch>> buffers_;  // freed with the object, or when the constructor throws
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -445,4 +520,12 @@ PYBIND11_MODULE(_cuda, m) {
         "(Tq, dim); query_offsets: int64 (Q + 1,); documents: float32/float16/int8 (T, dim); doc_offsets:\n"
         "int64 (N + 1,); scales: float32 (T,) for int8 documents, else None; candidates: int64 (Q, C), -1 =\n"
         "empty slot. Returns float32 (Q, C) scores as a DLPack capsule on the same device.");
+  py::class_<TrieMask>(m, "TrieMask", "A ragkernels.spec.Trie's mask arrays on one device (use the Trie).")
+      .def(py::init<const py::array_t<int64_t, py::array::c_style>&, const py::array_t<int32_t, py::array::c_style>&,
+                    const py::array_t<uint8_t, py::array::c_style>&, int>(),
+           py::arg("row_ptr"), py::arg("tokens"), py::arg("terminal"), py::arg("device"))
+      .def("mask_logits", &TrieMask::mask_logits, py::arg("states"), py::arg("logits"), py::arg("eos"),
+           py::arg("vocab_size"),
+           "Trie.mask_logits on a CUDA float32/float16/bfloat16 (rows, width) tensor, in place; states: host\n"
+           "int32 (rows,) in [-1, num_nodes).");
 }

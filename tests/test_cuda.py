@@ -548,3 +548,62 @@ def test_rerank_maxsim_front_end_on_cuda_tensors():
     assert one.shape == (40,)
     np.testing.assert_allclose(one.cpu().numpy(), rk.rerank.maxsim(padded[0], docs, doc_offsets),
                                rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------ spec -------
+# Trie.mask_logits on CUDA tensors (cuda/spec/trie_mask.cu) against the CPU
+# op, bit for bit: every dtype, padded widths, segments boundaries (widths
+# past 4,096 columns), wide nodes, dead rows, eos, strided rows, bad input
+# (the CPU op is itself tested against tests/reference/spec.py).
+
+
+def trie_and_states(rng, vocab, count=300, rows=24):
+    seqs = [rng.integers(0, vocab, rng.integers(1, 6)).tolist() for _ in range(count)]
+    seqs += [[vocab - 1], [0], seqs[0][:1]]
+    trie = rk.spec.Trie.build(seqs, vocab_size=vocab)
+    states = np.concatenate([[0, -1], rng.integers(-1, trie.num_nodes, rows - 2)]).astype(np.int32)
+    return trie, states
+
+
+@pytest.mark.parametrize("vocab, extra", [(33, 0), (100, 28), (5000, 0), (49_152, 0), (49_152, 100)])
+@pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
+@pytest.mark.parametrize("eos", [None, 2])
+def test_trie_mask_logits_cuda_equals_cpu(vocab, extra, dtype, eos):
+    rng = np.random.default_rng(vocab + extra)
+    trie, states = trie_and_states(rng, vocab, count=300 if vocab < 1000 else 20_000)
+    logits = torch.randn(len(states), vocab + extra).to(getattr(torch, dtype))
+    logits[0, 1] = float("nan")
+    on_gpu = logits.cuda()
+    assert trie.mask_logits(states, on_gpu, eos_token_id=eos) is on_gpu
+    want = trie.mask_logits(states, logits.clone(), eos_token_id=eos)
+    bits = torch.int32 if dtype == "float32" else torch.int16
+    assert torch.equal(on_gpu.cpu().view(bits), want.view(bits))
+
+
+def test_trie_mask_logits_cuda_on_strided_rows():
+    rng = np.random.default_rng(5)
+    trie, states = trie_and_states(rng, 70, rows=6)
+    wide = torch.randn(12, 80, device="cuda")
+    before = wide.clone()
+    trie.mask_logits(states, wide[::2, :75], eos_token_id=74)
+    cpu = before.cpu().numpy()
+    expected = trie.mask_logits(states, cpu[::2, :75].copy(), eos_token_id=74)
+    assert np.array_equal(wide[::2, :75].cpu().numpy(), expected, equal_nan=True)
+    assert torch.equal(wide[1::2], before[1::2]) and torch.equal(wide[:, 75:], before[:, 75:])
+
+
+def test_trie_mask_logits_cuda_bad_input():
+    trie = rk.spec.Trie.build([[1, 2], [3]], vocab_size=4)
+    states = trie.start(2)
+    with pytest.raises(ValueError, match="logits has 3 columns but the trie's vocabulary 4 tokens"):
+        trie.mask_logits(states, torch.zeros(2, 3, device="cuda"))
+    with pytest.raises(ValueError, match="logits has 3 rows but states 2"):
+        trie.mask_logits(states, torch.zeros(3, 4, device="cuda"))
+    with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
+        trie.mask_logits(states, torch.zeros(2, 4, device="cuda", dtype=torch.float64))
+    with pytest.raises(ValueError, match="columns must be contiguous"):
+        trie.mask_logits(states, torch.zeros(4, 2, device="cuda").T)
+    with pytest.raises(ValueError, match=r"states\[1\] = 9 is not a state of this trie"):
+        trie.mask_logits([0, 9], torch.zeros(2, 4, device="cuda"))
+    with pytest.raises(ValueError, match="eos_token_id 4 is outside the 4 logits"):
+        trie.mask_logits(states, torch.zeros(2, 4, device="cuda"), eos_token_id=4)

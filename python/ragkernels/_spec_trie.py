@@ -11,11 +11,11 @@ dead state (no allowed sequence continues what was emitted).
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ragkernels import _core
+from ragkernels import _backend, _core
 from ragkernels._checks import check_int
 
 __all__ = ["Trie"]
@@ -59,6 +59,8 @@ def _int32(values: np.ndarray, name: str, op: str) -> np.ndarray:
 
 def _ids(values: Any, name: str, op: str) -> np.ndarray:
     """A 1-D int32 array of ids or states from an int array, a list, or a CPU DLPack tensor."""
+    if type(values) is np.ndarray and values.dtype == np.int32 and values.ndim == 1:
+        return np.ascontiguousarray(values)  # each step's own arrays: nothing to convert or range-check
     if hasattr(values, "__dlpack__") and not isinstance(values, np.ndarray):
         values = np.from_dlpack(values)
     array = np.asarray(values)
@@ -90,10 +92,11 @@ class Trie:
     [3, -1]
     """
 
-    __slots__ = ("_core",)
+    __slots__ = ("_core", "_device_masks")
 
     def __init__(self, core: "_core.SpecTrie"):
         self._core = core
+        self._device_masks: Dict[int, Any] = {}  # CUDA device -> its copy of the arrays the mask reads
 
     @classmethod
     def build(cls, sequences: Union[Iterable[Sequence[int]], Tuple[Any, Any]], *,
@@ -234,9 +237,10 @@ class Trie:
         Parameters
         ----------
         states : int array (batch,)
-        logits : (batch, width) float32 or float16 numpy array, or a CPU
-            tensor of float32, float16 or bfloat16 (torch, through DLPack),
-            written in place; columns contiguous, ``width >= vocab_size``.
+        logits : (batch, width) float32 or float16 numpy array, or a tensor
+            of float32, float16 or bfloat16 (torch, through DLPack), written in
+            place; columns contiguous, ``width >= vocab_size``. A CUDA tensor
+            is masked on its device (the trie's arrays are copied there once).
         eos_token_id : int, optional
             Allowed too after a whole sequence, and the only token of a dead
             row. Without it, a row that allows nothing (dead, or at the end
@@ -248,8 +252,18 @@ class Trie:
         """
         states = _ids(states, "states", "mask_logits")
         eos = -1 if eos_token_id is None else check_int(eos_token_id, "eos_token_id", "mask_logits", minimum=0)
-        self._core.mask_logits(states, logits, eos)
+        if _backend.device_of(logits) == "cuda":
+            self._device_mask(logits.__dlpack_device__()[1]).mask_logits(states, logits, eos, self.vocab_size)
+        else:
+            self._core.mask_logits(states, logits, eos)
         return logits
+
+    def _device_mask(self, device: int) -> Any:
+        """The arrays the mask reads, copied to `device` once (cuda/spec/trie_mask.cuh)."""
+        if device not in self._device_masks:
+            cuda = _backend.cuda_module("mask_logits")
+            self._device_masks[device] = cuda.TrieMask(self.row_ptr, self.tokens, self.terminal, device)
+        return self._device_masks[device]
 
     def __len__(self) -> int:
         return self.num_sequences
