@@ -157,6 +157,24 @@ def test_mask_logits_equals_reference(seed, vocab, extra, eos):
         assert same_bits(got, want)
 
 
+def test_mask_logits_out_writes_the_masked_copy_and_reads_logits_only():
+    rng = np.random.default_rng(14)
+    seqs = random_sequences(rng, 300, 70)
+    trie, expected = Trie.build(seqs, vocab_size=70), ref.TrieRef(seqs, 70)
+    states = random_states(rng, trie, 30)
+    for eos in (None, 71):
+        logits = random_logits(rng, len(states), 75)
+        logits.flags.writeable = False  # only read
+        out = np.full_like(logits, 123.0)
+        assert trie.mask_logits(states, logits, eos_token_id=eos, out=out) is out
+        assert same_bits(out, expected.mask_logits(states.tolist(), logits, eos))  # rows left alone copied too
+    torch = pytest.importorskip("torch")
+    logits = torch.randn(len(states), 75, dtype=torch.bfloat16)
+    out = torch.empty_like(logits)
+    trie.mask_logits(states, logits, eos_token_id=71, out=out)
+    assert torch.equal(out, trie.mask_logits(states, logits.clone(), eos_token_id=71))
+
+
 def test_mask_logits_on_torch_tensors_in_every_dtype():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(11)
@@ -229,6 +247,13 @@ def test_mask_logits_bad_input():
         trie.mask_logits(states, np.zeros((2, 4), np.float32), eos_token_id=-1)
     with pytest.raises(ValueError, match=r"states\[1\] = 9 is not a state of this trie"):
         trie.mask_logits([0, 9], np.zeros((2, 4), np.float32))
+    logits = np.zeros((2, 8), np.float32)
+    with pytest.raises(ValueError, match="out overlaps logits"):
+        trie.mask_logits(states, logits[:, :4], out=logits[:, 2:6])
+    with pytest.raises(TypeError, match="out must have the dtype and shape of logits"):
+        trie.mask_logits(states, logits, out=np.zeros((2, 8), np.float16))
+    with pytest.raises(ValueError, match="out has 1 rows but states 2"):
+        trie.mask_logits(states, logits, out=np.zeros((1, 8), np.float32))
     with pytest.raises(TypeError, match="logits must be a numpy array or a DLPack tensor, got <class 'list'>"):
         trie.mask_logits(states, [[0.0] * 4] * 2)
     torch = pytest.importorskip("torch")

@@ -298,7 +298,11 @@ def main() -> None:
     ap.add_argument("--max-new-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--parts", default="batch1,batch8,costs",
-                    help="comma-separated: batch1, batch8, costs (replays the greedy answers batch1 saved)")
+                    help="comma-separated: batch1, batch8, costs (replays the greedy answers batch1 saved), "
+                         "trie (constrained decoding: _spec_trie_bench.py)")
+    ap.add_argument("--trie-sizes", default="1000,100000,1000000", help="allowed-set sizes of the trie part")
+    ap.add_argument("--peer-max", type=int, default=100_000,
+                    help="largest set compiled by xgrammar and outlines-core in the trie part")
     args = ap.parse_args()
 
     import torch
@@ -309,14 +313,19 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rk.set_num_threads(args.threads)
     parts = set(args.parts.split(","))
-    if not parts <= {"batch1", "batch8", "costs"}:
-        ap.error(f"--parts: any of batch1, batch8, costs, got {args.parts}")
+    if not parts <= {"batch1", "batch8", "costs", "trie"}:
+        ap.error(f"--parts: any of batch1, batch8, costs, trie, got {args.parts}")
     model, tokenizer = load_smollm2()
     prompts = rag_prompts(args.scifact, args.dl) + open_prompts(args.open)
     meta = {"machine": machine(), "threads": args.threads, "max_new_tokens": args.max_new_tokens,
-            "versions": versions({"torch": "torch", "transformers": "transformers", "ragkernels": "ragkernels"}),
+            "versions": versions({"torch": "torch", "transformers": "transformers", "ragkernels": "ragkernels",
+                                  "xgrammar": "xgrammar", "outlines-core": "outlines_core"}),
             "command": "env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/python/bench_spec.py "
                        f"--parts {args.parts}"}
+    if "trie" in parts:
+        from _spec_trie_bench import run as run_trie
+        run_trie(tokenizer, rk, torch, [int(n) for n in args.trie_sizes.split(",")], args.peer_max, args.threads,
+                 dict(meta, command=meta["command"] + f" --trie-sizes {args.trie_sizes} --peer-max {args.peer_max}"))
     if "batch1" in parts:
         batch1(model, tokenizer, prompts, rk, torch, args.max_new_tokens, meta)
     if "costs" in parts:

@@ -46,12 +46,13 @@ py::array_t<T> view_of(ConstView1<T> values, py::handle owner) {
   return out;
 }
 
-// The logits mask_logits writes to, in place: a writable numpy float32 or
-// float16 array, or a CPU DLPack tensor (torch) of float32, float16 or
-// bfloat16 (a dtype numpy lacks, hence DLPack read here rather than through
-// numpy.from_dlpack); 2-D with contiguous columns, `rows` rows, at least the
-// trie's vocabulary wide. `keep` holds what the view points into.
-Trie::Logits writable_logits(const Trie& trie, py::handle obj, int64_t rows, py::object& keep) {
+// Logits mask_logits reads or writes (`arg`): a numpy float32 or float16
+// array (writable when `writable`), or a CPU DLPack tensor (torch) of float32,
+// float16 or bfloat16 (a dtype numpy lacks, hence DLPack read here rather
+// than through numpy.from_dlpack); 2-D with contiguous columns, `rows` rows,
+// at least the trie's vocabulary wide. `keep` holds what the view points into.
+Trie::Logits logits_view(const Trie& trie, py::handle obj, int64_t rows, py::object& keep, const char* arg,
+                         bool writable) {
   constexpr const char* kOp = "mask_logits";
   Trie::Logits logits{};
   int64_t item = 0;
@@ -60,31 +61,31 @@ Trie::Logits writable_logits(const Trie& trie, py::handle obj, int64_t rows, py:
   if (py::isinstance<py::array>(obj)) {
     auto a = py::reinterpret_borrow<py::array>(obj);
     const bool f32 = has_dtype<float>(a), f16 = a.dtype().is(py::dtype("float16"));
-    RK_CHECK_TYPE((f32 || f16) && a.ndim() == 2, kOp, ": logits must be a 2-D float32 or float16 array, got ",
+    RK_CHECK_TYPE((f32 || f16) && a.ndim() == 2, kOp, ": ", arg, " must be a 2-D float32 or float16 array, got ",
                   describe(a));
-    RK_CHECK_ARG(a.writeable(), kOp, ": logits is read-only; the mask is written in place");
+    RK_CHECK_ARG(!writable || a.writeable(), kOp, ": ", arg, " is read-only; the mask is written to it");
     item = f32 ? 4 : 2;
     logits.type = f32 ? Trie::LogitsType::kFloat32 : Trie::LogitsType::kFloat16;
-    logits.data = a.mutable_data();
+    logits.data = const_cast<void*>(a.data());
     shape[0] = a.shape(0), shape[1] = a.shape(1);
-    RK_CHECK_ARG(a.strides(0) % item == 0 && a.strides(0) >= 0, kOp, ": logits rows must be whole elements apart");
+    RK_CHECK_ARG(a.strides(0) % item == 0 && a.strides(0) >= 0, kOp, ": ", arg, " rows must be whole elements apart");
     logits.row_stride = a.strides(0) / item;
     columns_contiguous = shape[1] <= 1 || a.strides(1) == item;
     keep = a;
   } else {
-    RK_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), kOp, ": logits must be a numpy array or a DLPack tensor, got ",
+    RK_CHECK_TYPE(py::hasattr(obj, "__dlpack__"), kOp, ": ", arg, " must be a numpy array or a DLPack tensor, got ",
                   py::str(py::type::of(obj)).cast<std::string>());
     keep = obj.attr("__dlpack__")();
     auto* managed = static_cast<RkDLManagedTensor*>(PyCapsule_GetPointer(keep.ptr(), "dltensor"));
     if (managed == nullptr) throw py::error_already_set();
     const RkDLTensor& t = managed->dl_tensor;
-    RK_CHECK_TYPE(t.device.device_type == kRkDLCPU, kOp, ": logits lives on a device (DLPack device type ",
+    RK_CHECK_TYPE(t.device.device_type == kRkDLCPU, kOp, ": ", arg, " lives on a device (DLPack device type ",
                   t.device.device_type, "); this is the CPU op");
     const RkDLDataType d = t.dtype;
     const bool f32 = d.code == kRkDLFloat && d.bits == 32, f16 = d.code == kRkDLFloat && d.bits == 16;
     const bool bf16 = d.code == kRkDLBfloat && d.bits == 16;
-    RK_CHECK_TYPE((f32 || f16 || bf16) && d.lanes == 1 && t.ndim == 2, kOp,
-                  ": logits must be a 2-D float32, float16 or bfloat16 tensor, got ", t.ndim,
+    RK_CHECK_TYPE((f32 || f16 || bf16) && d.lanes == 1 && t.ndim == 2, kOp, ": ", arg,
+                  " must be a 2-D float32, float16 or bfloat16 tensor, got ", t.ndim,
                   "-D with DLPack dtype (code ", int{d.code}, ", bits ", int{d.bits}, ")");
     item = f32 ? 4 : 2;
     logits.type = f32 ? Trie::LogitsType::kFloat32 : f16 ? Trie::LogitsType::kFloat16 : Trie::LogitsType::kBfloat16;
@@ -92,11 +93,11 @@ Trie::Logits writable_logits(const Trie& trie, py::handle obj, int64_t rows, py:
     shape[0] = t.shape[0], shape[1] = t.shape[1];
     logits.row_stride = t.strides ? t.strides[0] : shape[1];
     columns_contiguous = t.strides == nullptr || shape[1] <= 1 || t.strides[1] == 1;
-    RK_CHECK_ARG(logits.row_stride >= 0, kOp, ": logits rows must not run backwards");
+    RK_CHECK_ARG(logits.row_stride >= 0, kOp, ": ", arg, " rows must not run backwards");
   }
-  RK_CHECK_ARG(columns_contiguous, kOp, ": logits columns must be contiguous (pass a contiguous copy)");
-  RK_CHECK_ARG(shape[0] == rows, kOp, ": logits has ", shape[0], " rows but states ", rows);
-  RK_CHECK_ARG(shape[1] >= trie.vocab_size(), kOp, ": logits has ", shape[1], " columns but the trie's vocabulary ",
+  RK_CHECK_ARG(columns_contiguous, kOp, ": ", arg, " columns must be contiguous (pass a contiguous copy)");
+  RK_CHECK_ARG(shape[0] == rows, kOp, ": ", arg, " has ", shape[0], " rows but states ", rows);
+  RK_CHECK_ARG(shape[1] >= trie.vocab_size(), kOp, ": ", arg, " has ", shape[1], " columns but the trie's vocabulary ",
                trie.vocab_size(), " tokens; was the trie built for another tokenizer?");
   logits.rows = shape[0];
   logits.width = shape[1];
@@ -184,18 +185,32 @@ void bind_spec_trie(py::module_& m) {
           py::arg("states"), py::arg("tokens"))
       .def(
           "mask_logits",
-          [](const Trie& trie, const py::array& states_obj, py::handle logits_obj, int64_t eos) {
+          [](const Trie& trie, const py::array& states_obj, py::handle logits_obj, int64_t eos, py::handle out_obj) {
+            const int64_t n = states_obj.ndim() == 1 ? states_obj.shape(0) : 0;
             const int32_t* states = contiguous<int32_t>(states_obj, "mask_logits", "states");
-            const int64_t n = states_obj.shape(0);
-            py::object keep;
-            const Trie::Logits logits = writable_logits(trie, logits_obj, n, keep);
-            RK_CHECK_ARG(eos >= -1 && eos < logits.width, "mask_logits: eos_token_id ", eos, " is outside the ",
-                         logits.width, " logits");
+            py::object keep_logits, keep_out;
+            const bool copy = !out_obj.is_none();
+            const Trie::Logits source = logits_view(trie, logits_obj, n, keep_logits, "logits", !copy);
+            const Trie::Logits target = copy ? logits_view(trie, out_obj, n, keep_out, "out", true) : source;
+            RK_CHECK_TYPE(target.type == source.type && target.width == source.width, "mask_logits: out must have "
+                          "the dtype and shape of logits");
+            const auto bytes = [](const Trie::Logits& l) {
+              const int64_t item = l.type == Trie::LogitsType::kFloat32 ? 4 : 2;
+              const char* first = static_cast<const char*>(l.data);
+              return std::make_pair(first, first + ((l.rows - 1) * l.row_stride + l.width) * item);
+            };
+            if (copy && n > 0) {
+              const auto [s0, s1] = bytes(source);
+              const auto [t0, t1] = bytes(target);
+              RK_CHECK_ARG(t1 <= s0 || s1 <= t0, "mask_logits: out overlaps logits (mask in place with out=None)");
+            }
+            RK_CHECK_ARG(eos >= -1 && eos < source.width, "mask_logits: eos_token_id ", eos, " is outside the ",
+                         source.width, " logits");
             py::gil_scoped_release nogil;
             check_states(trie, states, n, "mask_logits");
-            trie.mask_logits(states, static_cast<int32_t>(eos), logits);
+            trie.mask_logits(states, static_cast<int32_t>(eos), target, source);
           },
-          py::arg("states"), py::arg("logits"), py::arg("eos"))
+          py::arg("states"), py::arg("logits"), py::arg("eos"), py::arg("out"))
       .def(
           "is_terminal",
           [](const Trie& trie, const py::array& states_obj) {

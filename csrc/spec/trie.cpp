@@ -299,37 +299,40 @@ constexpr uint32_t kNegInfFloat32 = 0xFF800000u;
 constexpr uint16_t kNegInfFloat16 = 0xFC00u;
 constexpr uint16_t kNegInfBfloat16 = 0xFF80u;
 
-// Logits whose bit in `allowed` is clear become -inf, 32 at a time: a word
-// with no bit set is a plain fill, a full word is skipped, and a mixed one is
-// a select the compiler vectorizes (AVX2 clone picked at load: core/isa.h).
+// dst = src where the bit in `allowed` is set, else -inf, 32 logits at a
+// time: a word with no bit set is a plain fill, a full word a copy (nothing
+// in place), a mixed one a select the compiler vectorizes (AVX2 clone picked
+// at load: core/isa.h). src may be dst.
 template <typename Bits>
-inline void mask_row_impl(const uint32_t* allowed, Bits* row, int64_t width, Bits neg_inf) {
+inline void mask_row_impl(const uint32_t* allowed, const Bits* src, Bits* dst, int64_t width, Bits neg_inf) {
   const int64_t whole_words = width / 32;
   for (int64_t w = 0; w < whole_words; ++w) {
     const uint32_t word = allowed[w];
-    Bits* x = row + w * 32;
-    if (word == ~uint32_t{0}) continue;
+    const Bits* x = src + w * 32;
+    Bits* y = dst + w * 32;
     if (word == 0) {
-      for (int j = 0; j < 32; ++j) x[j] = neg_inf;
-      continue;
+      for (int j = 0; j < 32; ++j) y[j] = neg_inf;
+    } else if (word == ~uint32_t{0}) {
+      if (x != y) std::memcpy(y, x, 32 * sizeof(Bits));
+    } else {
+      for (int j = 0; j < 32; ++j) y[j] = (word >> j) & 1u ? x[j] : neg_inf;
     }
-    for (int j = 0; j < 32; ++j) x[j] = (word >> j) & 1u ? x[j] : neg_inf;
   }
-  for (int64_t t = whole_words * 32; t < width; ++t) {
-    if (!((allowed[t / 32] >> (t % 32)) & 1u)) row[t] = neg_inf;
-  }
+  for (int64_t t = whole_words * 32; t < width; ++t) dst[t] = (allowed[t / 32] >> (t % 32)) & 1u ? src[t] : neg_inf;
 }
 
-RK_TARGET_CLONES void mask_row(const uint32_t* allowed, uint32_t* row, int64_t width, uint32_t neg_inf) {
-  mask_row_impl(allowed, row, width, neg_inf);
+RK_TARGET_CLONES void mask_row(const uint32_t* allowed, const uint32_t* src, uint32_t* dst, int64_t width,
+                               uint32_t neg_inf) {
+  mask_row_impl(allowed, src, dst, width, neg_inf);
 }
-RK_TARGET_CLONES void mask_row(const uint32_t* allowed, uint16_t* row, int64_t width, uint16_t neg_inf) {
-  mask_row_impl(allowed, row, width, neg_inf);
+RK_TARGET_CLONES void mask_row(const uint32_t* allowed, const uint16_t* src, uint16_t* dst, int64_t width,
+                               uint16_t neg_inf) {
+  mask_row_impl(allowed, src, dst, width, neg_inf);
 }
 
 }  // namespace
 
-void Trie::mask_logits(const int32_t* states, int32_t eos, const Logits& logits) const {
+void Trie::mask_logits(const int32_t* states, int32_t eos, const Logits& logits, const Logits& source) const {
   const int64_t width_words = (logits.width + 31) / 32;
   const bool wide = logits.type == LogitsType::kFloat32;
   const int64_t item = wide ? 4 : 2;
@@ -339,18 +342,24 @@ void Trie::mask_logits(const int32_t* states, int32_t eos, const Logits& logits)
   parallel_for(0, logits.rows, [&](int64_t begin, int64_t end) {
     std::vector<uint32_t> allowed(static_cast<size_t>(width_words));
     for (int64_t r = begin; r < end; ++r) {
+      const char* from = static_cast<const char*>(source.data) + r * source.row_stride * item;
+      char* row = static_cast<char*>(logits.data) + r * logits.row_stride * item;
       const int32_t s = states[r];
       const bool has_children = s >= 0 && row_ptr_[s + 1] > row_ptr_[s];
       const bool eos_allowed = eos >= 0 && (s < 0 || terminal_[s] != 0);
-      if (!has_children && !eos_allowed) continue;  // nothing to force it to (eos = -1): left alone
+      if (!has_children && !eos_allowed) {  // nothing to force it to (eos = -1): left as it is
+        if (from != row) std::memcpy(row, from, static_cast<size_t>(logits.width * item));
+        continue;
+      }
       bitmask_row(s, allowed.data());
       std::fill(allowed.begin() + bitmask_words(), allowed.end(), 0u);
       if (eos_allowed) allowed[eos / 32] |= uint32_t{1} << (eos % 32);
-      char* row = static_cast<char*>(logits.data) + r * logits.row_stride * item;
       if (wide) {
-        mask_row(allowed.data(), reinterpret_cast<uint32_t*>(row), logits.width, kNegInfFloat32);
+        mask_row(allowed.data(), reinterpret_cast<const uint32_t*>(from), reinterpret_cast<uint32_t*>(row),
+                 logits.width, kNegInfFloat32);
       } else {
-        mask_row(allowed.data(), reinterpret_cast<uint16_t*>(row), logits.width, neg_inf16);
+        mask_row(allowed.data(), reinterpret_cast<const uint16_t*>(from), reinterpret_cast<uint16_t*>(row),
+                 logits.width, neg_inf16);
       }
     }
   }, grain);

@@ -72,13 +72,16 @@ class Trie {
     int64_t rows, width, row_stride;
     LogitsType type;
   };
-  // The additive mask, in place: every logit of a token that may not follow
-  // the row's state (columns >= vocab_size too) becomes -inf; the others are
+  // The additive mask: every logit of a token that may not follow the
+  // row's state (columns >= vocab_size too) becomes -inf; the others are
   // left bit for bit. eos in [0, width) is allowed too after a whole
   // sequence, and is the only token of a dead row; eos = -1 leaves a row
   // that allows nothing (dead, or at a leaf) as it is. States in [-1,
-  // num_nodes) (the caller checks), one per row. Rows in parallel.
-  void mask_logits(const int32_t* states, int32_t eos, const Logits& logits) const;
+  // num_nodes) (the caller checks), one per row. Rows in parallel. The
+  // masked rows are written to `logits`, read from `source`: the same view
+  // (in place), or another of the same type and shape (a masked copy in
+  // one pass, never overlapping `logits`).
+  void mask_logits(const int32_t* states, int32_t eos, const Logits& logits, const Logits& source) const;
 
  private:
   Trie() = default;

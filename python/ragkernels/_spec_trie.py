@@ -227,8 +227,9 @@ class Trie:
         """bool (batch,): whether each row has emitted a whole allowed sequence."""
         return self._core.is_terminal(_ids(states, "states", "is_terminal"))
 
-    def mask_logits(self, states: Any, logits: Any, *, eos_token_id: Optional[int] = None) -> Any:
-        """Apply the trie's additive mask to `logits` in place and return it.
+    def mask_logits(self, states: Any, logits: Any, *, eos_token_id: Optional[int] = None, out: Any = None) -> Any:
+        """Apply the trie's additive mask to `logits` in place (or write the
+        masked copy to `out`) and return the array written.
 
         Every logit of a token that may not follow the row's state (and of
         every column at or past ``vocab_size``) becomes ``-inf``; allowed
@@ -238,13 +239,16 @@ class Trie:
         ----------
         states : int array (batch,)
         logits : (batch, width) float32 or float16 numpy array, or a tensor
-            of float32, float16 or bfloat16 (torch, through DLPack), written in
-            place; columns contiguous, ``width >= vocab_size``. A CUDA tensor
-            is masked on its device (the trie's arrays are copied there once).
+            of float32, float16 or bfloat16 (torch, through DLPack); columns
+            contiguous, ``width >= vocab_size``. A CUDA tensor is masked on
+            its device (the trie's arrays are copied there once).
         eos_token_id : int, optional
             Allowed too after a whole sequence, and the only token of a dead
             row. Without it, a row that allows nothing (dead, or at the end
             of a sequence no other continues) is left as it is.
+        out : array like `logits`, optional (CPU)
+            Receives the masked copy, written in one pass (cheaper than a copy
+            then the mask); `logits` is then only read. Must not overlap it.
 
         Raises ValueError when the logits are narrower than the vocabulary,
         have another row count, or `eos_token_id` is outside them; TypeError
@@ -252,11 +256,13 @@ class Trie:
         """
         states = _ids(states, "states", "mask_logits")
         eos = -1 if eos_token_id is None else check_int(eos_token_id, "eos_token_id", "mask_logits", minimum=0)
-        if _backend.device_of(logits) == "cuda":
+        if type(logits) is not np.ndarray and _backend.device_of(logits) == "cuda":
+            if out is not None:
+                raise ValueError("mask_logits: out= is for CPU arrays; on a GPU, mask a copy in place")
             self._device_mask(logits.__dlpack_device__()[1]).mask_logits(states, logits, eos, self.vocab_size)
-        else:
-            self._core.mask_logits(states, logits, eos)
-        return logits
+            return logits
+        self._core.mask_logits(states, logits, eos, out)
+        return logits if out is None else out
 
     def _device_mask(self, device: int) -> Any:
         """The arrays the mask reads, copied to `device` once (cuda/spec/trie_mask.cuh)."""

@@ -63,8 +63,11 @@ TEST(Trie, MaskLogitsWritesMinusInfinityOnlyWhereNotAllowed) {
   const auto trie = build({{5, 6}, {5, 7, 8}, {9}}, 40);
   const int32_t states[] = {0, 1, 5, -1};  // root, after 5, after 9 (a leaf), dead
   const float inf = std::numeric_limits<float>::infinity();
-  std::vector<float> logits(4 * 45, 1.5f);
-  trie->mask_logits(states, 42, {logits.data(), 4, 45, 45, Trie::LogitsType::kFloat32});
+  std::vector<float> source(4 * 45, 1.5f), logits(4 * 45, 7.0f);
+  const Trie::Logits source_view{source.data(), 4, 45, 45, Trie::LogitsType::kFloat32};
+  trie->mask_logits(states, 42, {logits.data(), 4, 45, 45, Trie::LogitsType::kFloat32}, source_view);  // a copy
+  trie->mask_logits(states, 42, source_view, source_view);  // in place
+  EXPECT_EQ(logits, source);
   const std::vector<std::vector<int>> allowed = {{5, 9}, {6, 7}, {42}, {42}};  // eos 42 after 9 and when dead
   for (int r = 0; r < 4; ++r) {
     for (int t = 0; t < 45; ++t) {
@@ -75,7 +78,8 @@ TEST(Trie, MaskLogitsWritesMinusInfinityOnlyWhereNotAllowed) {
   // Without eos a row that allows nothing is left alone; float16 -inf is 0xFC00.
   std::vector<uint16_t> half(2 * 40, 0x3C00);  // 1.0
   const int32_t ended[] = {5, 1};
-  trie->mask_logits(ended, -1, {half.data(), 2, 40, 40, Trie::LogitsType::kFloat16});
+  const Trie::Logits half_view{half.data(), 2, 40, 40, Trie::LogitsType::kFloat16};
+  trie->mask_logits(ended, -1, half_view, half_view);
   EXPECT_EQ(std::count(half.begin(), half.begin() + 40, 0x3C00), 40);
   EXPECT_EQ(std::count(half.begin() + 40, half.end(), 0xFC00), 38);
 }

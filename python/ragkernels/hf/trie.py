@@ -57,13 +57,14 @@ class TrieConstraint:
                                                                           "TrieConstraint", minimum=0)
         self._states: Dict[Tuple[int, ...], int] = {(): 0}
 
-    def _step(self, states: np.ndarray, tokens: np.ndarray) -> np.ndarray:
-        """States after tokens; a token past the trie's vocabulary (a padded
-        logits column) leaves the trie."""
-        inside = tokens < self.trie.vocab_size
-        after = self.trie.advance(states, np.where(inside, tokens, 0))
-        after[~inside] = -1
-        return after
+    def _step(self, states: List[int], tokens: List[int]) -> List[int]:
+        """States after tokens, in one compiled call; a token past the trie's
+        vocabulary (a padded logits column) leaves the trie. Lists: a step's
+        few rows cost less as Python ints than as numpy temporaries."""
+        vocab = self.trie.vocab_size
+        after = self.trie.advance(np.array(states, np.int32),
+                                  np.array([t if t < vocab else 0 for t in tokens], np.int32)).tolist()
+        return [a if t < vocab else -1 for a, t in zip(after, tokens)]
 
     def _state(self, generated: Tuple[int, ...]) -> int:
         """The trie state after `generated` (-1: left the trie or ended),
@@ -74,14 +75,14 @@ class TrieConstraint:
             known -= 1
         state = self._states[generated[:known]]
         for i in range(known, len(generated)):
-            state = int(self._step(np.array([state], np.int32), np.array([generated[i]], np.int64))[0])
+            state = self._step([state], [generated[i]])[0]
             self._states[generated[:i + 1]] = state
         return state
 
     def _row_states(self, rows: List[Tuple[int, ...]]) -> np.ndarray:
         """Each row's state; the rows one token past a known prefix (every
         row, each step of a generation) advance in one batched call."""
-        states = np.empty(len(rows), np.int32)
+        states = [0] * len(rows)
         one_step = []  # rows whose prefix without the last token is known
         for i, row in enumerate(rows):
             state = self._states.get(row)
@@ -92,13 +93,14 @@ class TrieConstraint:
             else:
                 states[i] = self._state(row)
         if one_step:
-            parents = np.array([self._states[rows[i][:-1]] for i in one_step], np.int32)
-            tokens = np.array([rows[i][-1] for i in one_step], np.int64)
-            for i, state in zip(one_step, self._step(parents, tokens).tolist()):
+            after = self._step([self._states[rows[i][:-1]] for i in one_step], [rows[i][-1] for i in one_step])
+            for i, state in zip(one_step, after):
                 self._states[rows[i]] = states[i] = state
-        return states
+        return np.array(states, np.int32)
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
+        import torch
+
         width = scores.shape[-1]
         if width < self.trie.vocab_size:
             raise ValueError(f"TrieConstraint: the logits have {width} columns but the trie's vocabulary has "
@@ -109,9 +111,17 @@ class TrieConstraint:
             self.prompt_length = int(input_ids.shape[1])
         states = self._row_states([tuple(r) for r in input_ids[:, self.prompt_length:].tolist()])
         # A processor leaves its input alone (generate may keep it as the raw
-        # logits): the mask is written into a copy, in place.
-        masked = scores.clone()
-        return self.trie.mask_logits(states, masked, eos_token_id=self.eos_token_id)
+        # logits): the masked copy is written in one pass, from the numpy
+        # views of a CPU float32 / float16 tensor (torch's __dlpack__ costs
+        # ~10 µs), through DLPack for bfloat16; on a GPU a copy is masked.
+        if scores.device.type != "cpu":
+            return self.trie.mask_logits(states, scores.clone(), eos_token_id=self.eos_token_id)
+        masked = torch.empty_like(scores, memory_format=torch.contiguous_format)
+        if scores.dtype in (torch.float32, torch.float16) and scores.stride(-1) == 1:
+            self.trie.mask_logits(states, scores.numpy(), eos_token_id=self.eos_token_id, out=masked.numpy())
+        else:
+            self.trie.mask_logits(states, scores.contiguous(), eos_token_id=self.eos_token_id, out=masked)
+        return masked
 
     def __repr__(self) -> str:
         return f"TrieConstraint({self.trie!r}, eos_token_id={self.eos_token_id}, prompt_length={self.prompt_length})"
