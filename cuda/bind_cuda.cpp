@@ -447,6 +447,8 @@ class TrieMask {
     RK_CHECK_ARG(t.strides == nullptr || width <= 1 || t.strides[1] == 1, op,
                  ": logits columns must be contiguous (pass a contiguous copy)");
     RK_CHECK_ARG(row_stride >= 0, op, ": logits rows must not run backwards");
+    RK_CHECK_ARG(rows <= 1 || row_stride >= width, op,
+                 ": logits rows overlap (an expanded tensor?); the mask is written to each row");
     RK_CHECK_ARG(rows == states.size(), op, ": logits has ", rows, " rows but states ", states.size());
     RK_CHECK_ARG(width >= vocab_size, op, ": logits has ", width, " columns but the trie's vocabulary ", vocab_size,
                  " tokens; was the trie built for another tokenizer?");

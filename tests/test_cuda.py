@@ -607,5 +607,7 @@ def test_trie_mask_logits_cuda_bad_input():
         trie.mask_logits([0, 9], torch.zeros(2, 4, device="cuda"))
     with pytest.raises(ValueError, match="eos_token_id 4 is outside the 4 logits"):
         trie.mask_logits(states, torch.zeros(2, 4, device="cuda"), eos_token_id=4)
+    with pytest.raises(ValueError, match="logits rows overlap"):
+        trie.mask_logits(states, torch.zeros(1, 4, device="cuda").expand(2, 4))
     with pytest.raises(ValueError, match="out= is for CPU arrays"):
         trie.mask_logits(states, torch.zeros(2, 4, device="cuda"), out=torch.zeros(2, 4, device="cuda"))

@@ -261,6 +261,8 @@ def test_mask_logits_bad_input():
         trie.mask_logits(states, torch.zeros((2, 4), dtype=torch.float64))
     with pytest.raises(ValueError, match="columns must be contiguous"):
         trie.mask_logits(states, torch.zeros((4, 2)).T)
+    with pytest.raises(ValueError, match="logits rows overlap"):
+        trie.mask_logits(states, torch.zeros(1, 4).expand(2, 4))
     with pytest.raises((RuntimeError, BufferError), match="gradient"):
         trie.mask_logits(states, torch.zeros((2, 4), requires_grad=True))
 

@@ -97,6 +97,8 @@ Trie::Logits logits_view(const Trie& trie, py::handle obj, int64_t rows, py::obj
   }
   RK_CHECK_ARG(columns_contiguous, kOp, ": ", arg, " columns must be contiguous (pass a contiguous copy)");
   RK_CHECK_ARG(shape[0] == rows, kOp, ": ", arg, " has ", shape[0], " rows but states ", rows);
+  RK_CHECK_ARG(!writable || rows <= 1 || logits.row_stride >= shape[1], kOp, ": ", arg,
+               " rows overlap (an expanded tensor?); the mask is written to each row");
   RK_CHECK_ARG(shape[1] >= trie.vocab_size(), kOp, ": ", arg, " has ", shape[1], " columns but the trie's vocabulary ",
                trie.vocab_size(), " tokens; was the trie built for another tokenizer?");
   logits.rows = shape[0];
