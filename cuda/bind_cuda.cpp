@@ -419,8 +419,8 @@ namespace rks = ragkernels::cuda::spec;
 class TrieMask {
  public:
   TrieMask(const py::array_t<int64_t, py::array::c_style>& row_ptr, const py::array_t<int32_t, py::array::c_style>& tokens,
-           const py::array_t<uint8_t, py::array::c_style>& terminal, int device)
-      : device_(device) {
+           const py::array_t<uint8_t, py::array::c_style>& terminal, int64_t vocab_size, int device)
+      : device_(device), vocab_size_(vocab_size) {
     RK_CHECK_ARG(row_ptr.ndim() == 1 && row_ptr.size() == terminal.size() + 1 && terminal.size() >= 1,
                  "TrieMask: row_ptr must have one entry more than terminal");
     check_cuda(cudaSetDevice(device), "TrieMask");
@@ -431,8 +431,7 @@ class TrieMask {
   }
   // Trie::mask_logits on a CUDA tensor in place; states are host int32
   // (the decoder's, one per row), checked here and copied over.
-  void mask_logits(const py::array_t<int32_t, py::array::c_style>& states, py::handle logits_obj, int64_t eos,
-                   int64_t vocab_size) {
+  void mask_logits(const py::array_t<int32_t, py::array::c_style>& states, py::handle logits_obj, int64_t eos) {
     constexpr const char* op = "mask_logits";
     py::object capsule;
     const RkDLTensor& t = borrow(logits_obj, capsule, op, "logits");
@@ -450,7 +449,7 @@ class TrieMask {
     RK_CHECK_ARG(rows <= 1 || row_stride >= width, op,
                  ": logits rows overlap (an expanded tensor?); the mask is written to each row");
     RK_CHECK_ARG(rows == states.size(), op, ": logits has ", rows, " rows but states ", states.size());
-    RK_CHECK_ARG(width >= vocab_size, op, ": logits has ", width, " columns but the trie's vocabulary ", vocab_size,
+    RK_CHECK_ARG(width >= vocab_size_, op, ": logits has ", width, " columns but the trie's vocabulary ", vocab_size_,
                  " tokens; was the trie built for another tokenizer?");
     RK_CHECK_ARG(eos >= -1 && eos < width, op, ": eos_token_id ", eos, " is outside the ", width, " logits");
     const int32_t* host_states = states.data();
@@ -481,6 +480,7 @@ class TrieMask {
   }
 
   int device_;
+  int64_t vocab_size_;
   rks::DeviceTrie trie_;
   std::vector<std::unique_ptr<DeviceScratch>> buffers_;  // freed with the object, or when the constructor throws
 };
@@ -524,10 +524,9 @@ PYBIND11_MODULE(_cuda, m) {
         "empty slot. Returns float32 (Q, C) scores as a DLPack capsule on the same device.");
   py::class_<TrieMask>(m, "TrieMask", "A ragkernels.spec.Trie's mask arrays on one device (use the Trie).")
       .def(py::init<const py::array_t<int64_t, py::array::c_style>&, const py::array_t<int32_t, py::array::c_style>&,
-                    const py::array_t<uint8_t, py::array::c_style>&, int>(),
-           py::arg("row_ptr"), py::arg("tokens"), py::arg("terminal"), py::arg("device"))
+                    const py::array_t<uint8_t, py::array::c_style>&, int64_t, int>(),
+           py::arg("row_ptr"), py::arg("tokens"), py::arg("terminal"), py::arg("vocab_size"), py::arg("device"))
       .def("mask_logits", &TrieMask::mask_logits, py::arg("states"), py::arg("logits"), py::arg("eos"),
-           py::arg("vocab_size"),
            "Trie.mask_logits on a CUDA float32/float16/bfloat16 (rows, width) tensor, in place; states: host\n"
            "int32 (rows,) in [-1, num_nodes).");
 }

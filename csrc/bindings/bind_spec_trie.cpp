@@ -188,8 +188,8 @@ void bind_spec_trie(py::module_& m) {
       .def(
           "mask_logits",
           [](const Trie& trie, const py::array& states_obj, py::handle logits_obj, int64_t eos, py::handle out_obj) {
-            const int64_t n = states_obj.ndim() == 1 ? states_obj.shape(0) : 0;
             const int32_t* states = contiguous<int32_t>(states_obj, "mask_logits", "states");
+            const int64_t n = states_obj.shape(0);
             py::object keep_logits, keep_out;
             const bool copy = !out_obj.is_none();
             const Trie::Logits source = logits_view(trie, logits_obj, n, keep_logits, "logits", !copy);

@@ -265,10 +265,14 @@ void Trie::precompute_dense_rows() {
     dense_nodes_.push_back(static_cast<int32_t>(v));
     dense_rows_.resize(dense_rows_.size() + static_cast<size_t>(words), 0);
     auto* row = reinterpret_cast<uint32_t*>(dense_rows_.data() + dense_rows_.size() - words);
-    for (int64_t e = row_ptr_[v]; e < row_ptr_[v + 1]; ++e) {
-      const auto t = static_cast<uint32_t>(tokens_[e]);
-      row[t / 32] |= uint32_t{1} << (t % 32);
-    }
+    set_child_bits(static_cast<int32_t>(v), row);
+  }
+}
+
+void Trie::set_child_bits(int32_t v, uint32_t* row) const {
+  for (int64_t e = row_ptr_[v]; e < row_ptr_[v + 1]; ++e) {
+    const auto t = static_cast<uint32_t>(tokens_[e]);
+    row[t / 32] |= uint32_t{1} << (t % 32);
   }
 }
 
@@ -280,11 +284,7 @@ void Trie::bitmask_row(int32_t s, uint32_t* row) const {
     return;
   }
   std::memset(row, 0, words * sizeof(uint32_t));
-  if (s < 0) return;
-  for (int64_t e = row_ptr_[s]; e < row_ptr_[s + 1]; ++e) {
-    const auto t = static_cast<uint32_t>(tokens_[e]);
-    row[t / 32] |= uint32_t{1} << (t % 32);
-  }
+  if (s >= 0) set_child_bits(s, row);
 }
 
 void Trie::next_token_bitmask(const int32_t* states, int64_t n, int32_t* out) const {

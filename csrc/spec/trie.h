@@ -93,6 +93,8 @@ class Trie {
   void precompute_dense_rows();
   // Row of next_token_bitmask for state s (bitmask_words() words).
   void bitmask_row(int32_t s, uint32_t* row) const;
+  // Sets the bit of each child's token of node v in `row`.
+  void set_child_bits(int32_t v, uint32_t* row) const;
 
   std::vector<int64_t> own_row_ptr_;  // when built
   std::vector<int32_t> own_tokens_, own_child_;

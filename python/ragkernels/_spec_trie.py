@@ -259,7 +259,7 @@ class Trie:
         if type(logits) is not np.ndarray and _backend.device_of(logits) == "cuda":
             if out is not None:
                 raise ValueError("mask_logits: out= is for CPU arrays; on a GPU, mask a copy in place")
-            self._device_mask(logits.__dlpack_device__()[1]).mask_logits(states, logits, eos, self.vocab_size)
+            self._device_mask(logits.__dlpack_device__()[1]).mask_logits(states, logits, eos)
             return logits
         self._core.mask_logits(states, logits, eos, out)
         return logits if out is None else out
@@ -268,7 +268,8 @@ class Trie:
         """The arrays the mask reads, copied to `device` once (cuda/spec/trie_mask.cuh)."""
         if device not in self._device_masks:
             cuda = _backend.cuda_module("mask_logits")
-            self._device_masks[device] = cuda.TrieMask(self.row_ptr, self.tokens, self.terminal, device)
+            self._device_masks[device] = cuda.TrieMask(self.row_ptr, self.tokens, self.terminal, self.vocab_size,
+                                                       device)
         return self._device_masks[device]
 
     def __len__(self) -> int:
