@@ -17,6 +17,7 @@ void bind_prf(py::module_& m);
 void bind_rerank(py::module_& m);
 void bind_select(py::module_& m);
 void bind_spec(py::module_& m);
+void bind_kv(py::module_& m);
 }  // namespace ragkernels::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -46,4 +47,5 @@ PYBIND11_MODULE(_core, m) {
   ragkernels::bindings::bind_rerank(m);
   ragkernels::bindings::bind_select(m);
   ragkernels::bindings::bind_spec(m);
+  ragkernels::bindings::bind_kv(m);
 }

@@ -1,0 +1,282 @@
+// Bindings of csrc/kv: quantize and dequantize key/value states, and the fused
+// decode attention over packed codes (use ragkernels.kv). States arrive as
+// 4-D [batch, heads, tokens, dim] numpy arrays viewing torch tensors in place:
+// float32, float16, or bfloat16 passed as its int16 bits with bfloat16=True
+// (numpy has no bfloat16). Packed arrays are C-contiguous, as ragkernels.kv
+// makes them; every shape is checked against the others here, and the GIL is
+// released while the kernels run.
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+
+#include <cstdint>
+#include <string>
+#include <tuple>
+
+#include "bindings/checks.h"
+#include "core/float16.h"
+#include "kv/decode_attention.h"
+#include "kv/quantize.h"
+
+namespace ragkernels::bindings {
+
+namespace {
+
+using kv::Dtype;
+
+Dtype dtype_of(const py::array& a, bool bfloat16, const char* op, const char* arg) {
+  if (bfloat16) {
+    RK_CHECK_TYPE(has_dtype<int16_t>(a) || has_dtype<uint16_t>(a), op, ": ", arg,
+                  " with bfloat16=True must hold the bfloat16 bits as int16, got ", describe(a));
+    return Dtype::kBFloat16;
+  }
+  if (has_dtype<float>(a)) return Dtype::kFloat32;
+  RK_CHECK_TYPE(a.dtype().is(py::dtype("float16")), op, ": ", arg, " must be float32, float16 or bfloat16, got ",
+                describe(a));
+  return Dtype::kFloat16;
+}
+
+// A 4-D [batch, heads, tokens, dim] view with contiguous channels.
+template <typename View>
+View tokens_view(const py::array& a, bool bfloat16, const char* op, const char* arg) {
+  RK_CHECK_ARG(a.ndim() == 4, op, ": ", arg, " must be 4-D [batch, heads, tokens, dim], got ", describe(a));
+  View v;
+  v.dtype = dtype_of(a, bfloat16, op, arg);
+  const int64_t item = a.itemsize();
+  const bool empty = a.size() == 0;  // numpy gives empty arrays any strides
+  RK_CHECK_ARG(empty || a.shape(3) <= 1 || a.strides(3) == item, op, ": ", arg,
+               " must have contiguous channels (the last axis); pass a contiguous tensor");
+  for (int axis = 0; axis < 3; ++axis) {
+    RK_CHECK_ARG(empty || (a.strides(axis) >= 0 && a.strides(axis) % item == 0), op, ": ", arg,
+                 " has unaligned or negative strides; pass a contiguous tensor");
+  }
+  v.streams = a.shape(0) * a.shape(1);
+  v.heads = a.shape(1);
+  v.tokens = a.shape(2);
+  v.dim = a.shape(3);
+  v.batch_stride = a.strides(0) / item;
+  v.head_stride = a.strides(1) / item;
+  v.token_stride = a.strides(2) / item;
+  return v;
+}
+
+kv::Tokens read_view(const py::array& a, bool bfloat16, const char* op, const char* arg) {
+  auto v = tokens_view<kv::Tokens>(a, bfloat16, op, arg);
+  v.data = a.data();
+  return v;
+}
+
+kv::MutableTokens write_view(py::array& a, bool bfloat16, const char* op, const char* arg) {
+  RK_CHECK_ARG(a.writeable(), op, ": ", arg, " is read-only");
+  auto v = tokens_view<kv::MutableTokens>(a, bfloat16, op, arg);
+  v.data = a.mutable_data();
+  return v;
+}
+
+void check_bits(int bits, const char* op) {
+  RK_CHECK_ARG(kv::supported_bits(bits), op, ": bits must be 2, 3, 4 or 8, got ", bits);
+}
+
+void check_group(int group, const char* op) {
+  RK_CHECK_ARG(group >= 1, op, ": group_size must be >= 1, got ", group);
+}
+
+// A C-contiguous array of T with exactly `shape`.
+template <typename T>
+const T* packed(const py::array& a, std::initializer_list<int64_t> shape, const char* op, const char* arg) {
+  RK_CHECK_TYPE(has_dtype<T>(a), op, ": ", arg, " must be ", py::str(py::dtype::of<T>()).cast<std::string>(),
+                ", got ", describe(a));
+  RK_CHECK_ARG(a.flags() & py::array::c_style, op, ": ", arg, " must be C-contiguous");
+  bool same = a.ndim() == static_cast<py::ssize_t>(shape.size());
+  int axis = 0;
+  std::string expected = "(";
+  for (int64_t n : shape) {
+    if (same) same = a.shape(axis) == n;
+    expected += (axis++ ? ", " : "") + std::to_string(n);
+  }
+  RK_CHECK_ARG(same, op, ": ", arg, " must have shape ", expected, "), got ", describe(a));
+  return static_cast<const T*>(a.data());
+}
+
+const float16* half(const py::array& a, std::initializer_list<int64_t> shape, const char* op, const char* arg) {
+  RK_CHECK_TYPE(a.dtype().is(py::dtype("float16")), op, ": ", arg, " must be float16, got ", describe(a));
+  return reinterpret_cast<const float16*>(packed<uint16_t>(py::array(a).view("uint16"), shape, op, arg));
+}
+
+// The packed keys of `batch` x `heads` streams of `tokens` tokens.
+kv::PackedKeys packed_keys(const py::array& codes, const py::array& scale, const py::array& minimum,
+                           const py::array& offsets, int bits, const char* op) {
+  check_bits(bits, op);
+  RK_CHECK_ARG(codes.ndim() == 4, op, ": key codes must be 4-D [batch, heads, tokens, bytes], got ",
+               describe(codes));
+  RK_CHECK_ARG(offsets.ndim() == 3, op, ": key offsets must be 3-D [batch, heads, blocks + 1], got ",
+               describe(offsets));
+  kv::PackedKeys k;
+  const int64_t batch = codes.shape(0), heads = codes.shape(1);
+  k.streams = batch * heads;
+  k.tokens = codes.shape(2);
+  k.blocks = offsets.shape(2) - 1;
+  k.bits = bits;
+  RK_CHECK_ARG(k.blocks >= 0, op, ": key offsets need at least one entry per stream");
+  RK_CHECK_ARG(scale.ndim() == 4, op, ": key scale must be 4-D [batch, heads, blocks, dim], got ", describe(scale));
+  k.dim = scale.shape(3);
+  k.codes = packed<uint8_t>(codes, {batch, heads, k.tokens, kv::packed_bytes(k.dim, bits)}, op, "key codes");
+  k.scale = half(scale, {batch, heads, k.blocks, k.dim}, op, "key scale");
+  k.minimum = half(minimum, {batch, heads, k.blocks, k.dim}, op, "key minimum");
+  k.offsets = packed<int32_t>(offsets, {batch, heads, k.blocks + 1}, op, "key offsets");
+  kv::check_key_offsets(k);
+  return k;
+}
+
+kv::PackedValues packed_values(const py::array& codes, const py::array& scale, const py::array& minimum, int bits,
+                               int group, int64_t dim, const char* op) {
+  check_bits(bits, op);
+  check_group(group, op);
+  RK_CHECK_ARG(codes.ndim() == 4, op, ": value codes must be 4-D [batch, heads, tokens, bytes], got ",
+               describe(codes));
+  kv::PackedValues v;
+  const int64_t batch = codes.shape(0), heads = codes.shape(1);
+  v.streams = batch * heads;
+  v.tokens = codes.shape(2);
+  v.dim = dim;
+  v.bits = bits;
+  v.group = group;
+  v.codes = packed<uint8_t>(codes, {batch, heads, v.tokens, v.row_bytes()}, op, "value codes");
+  v.scale = half(scale, {batch, heads, v.tokens, v.groups()}, op, "value scale");
+  v.minimum = half(minimum, {batch, heads, v.tokens, v.groups()}, op, "value minimum");
+  return v;
+}
+
+py::array half_array(std::initializer_list<int64_t> shape) { return py::array(py::dtype("float16"), shape); }
+
+py::tuple quantize_keys(const py::array& x, int bits, int group, bool bfloat16) {
+  constexpr const char* kOp = "quantize_keys";
+  check_bits(bits, kOp);
+  check_group(group, kOp);
+  const kv::Tokens keys = read_view(x, bfloat16, kOp, "keys");
+  const int64_t batch = x.shape(0), heads = x.shape(1);
+  const int64_t blocks = (keys.tokens + group - 1) / group;
+  py::array_t<uint8_t> codes({batch, heads, keys.tokens, kv::packed_bytes(keys.dim, bits)});
+  py::array scale = half_array({batch, heads, blocks, keys.dim});
+  py::array minimum = half_array({batch, heads, blocks, keys.dim});
+  {
+    py::gil_scoped_release release;
+    kv::quantize_keys(keys, bits, group, codes.mutable_data(), static_cast<float16*>(scale.mutable_data()),
+                      static_cast<float16*>(minimum.mutable_data()));
+  }
+  return py::make_tuple(codes, scale, minimum);
+}
+
+py::tuple quantize_values(const py::array& x, int bits, int group, bool bfloat16) {
+  constexpr const char* kOp = "quantize_values";
+  check_bits(bits, kOp);
+  check_group(group, kOp);
+  const kv::Tokens values = read_view(x, bfloat16, kOp, "values");
+  const int64_t batch = x.shape(0), heads = x.shape(1);
+  const int64_t groups = (values.dim + group - 1) / group;
+  py::array_t<uint8_t> codes({batch, heads, values.tokens, kv::packed_bytes(values.dim, bits)});
+  py::array scale = half_array({batch, heads, values.tokens, groups});
+  py::array minimum = half_array({batch, heads, values.tokens, groups});
+  {
+    py::gil_scoped_release release;
+    kv::quantize_values(values, bits, group, codes.mutable_data(), static_cast<float16*>(scale.mutable_data()),
+                        static_cast<float16*>(minimum.mutable_data()));
+  }
+  return py::make_tuple(codes, scale, minimum);
+}
+
+// `out` must hold exactly the packed streams' batch, heads, tokens and dim.
+void check_out(const kv::MutableTokens& out, int64_t batch, int64_t heads, int64_t tokens, int64_t dim,
+               const py::array& a, const char* op) {
+  RK_CHECK_ARG(a.shape(0) == batch && a.shape(1) == heads && out.tokens == tokens && out.dim == dim, op,
+               ": out must have shape (", batch, ", ", heads, ", ", tokens, ", ", dim, "), got ", describe(a));
+}
+
+void dequantize_keys(const py::array& codes, const py::array& scale, const py::array& minimum,
+                     const py::array& offsets, int bits, py::array out, bool bfloat16) {
+  constexpr const char* kOp = "dequantize_keys";
+  const kv::PackedKeys keys = packed_keys(codes, scale, minimum, offsets, bits, kOp);
+  const kv::MutableTokens target = write_view(out, bfloat16, kOp, "out");
+  check_out(target, codes.shape(0), codes.shape(1), keys.tokens, keys.dim, out, kOp);
+  py::gil_scoped_release release;
+  kv::dequantize_keys(keys, target);
+}
+
+void dequantize_values(const py::array& codes, const py::array& scale, const py::array& minimum, int bits, int group,
+                       py::array out, bool bfloat16) {
+  constexpr const char* kOp = "dequantize_values";
+  RK_CHECK_ARG(out.ndim() == 4, kOp, ": out must be 4-D [batch, heads, tokens, dim], got ", describe(out));
+  const kv::PackedValues values = packed_values(codes, scale, minimum, bits, group, out.shape(3), kOp);
+  const kv::MutableTokens target = write_view(out, bfloat16, kOp, "out");
+  check_out(target, codes.shape(0), codes.shape(1), values.tokens, values.dim, out, kOp);
+  py::gil_scoped_release release;
+  kv::dequantize_values(values, target);
+}
+
+py::array_t<float> decode_attention(const py::array& query, const py::array& key_codes, const py::array& key_scale,
+                                    const py::array& key_minimum, const py::array& key_offsets, int key_bits,
+                                    const py::array& value_codes, const py::array& value_scale,
+                                    const py::array& value_minimum, int value_bits, int value_group,
+                                    const py::array& residual_keys, const py::array& residual_values,
+                                    const py::object& mask, double scaling, bool bfloat16) {
+  constexpr const char* kOp = "decode_attention";
+  kv::DecodeAttention a;
+  a.query = read_view(query, bfloat16, kOp, "query");
+  RK_CHECK_ARG(a.query.tokens == 1, kOp, ": query must hold one token per head (decoding), got ", describe(query));
+  a.keys = packed_keys(key_codes, key_scale, key_minimum, key_offsets, key_bits, kOp);
+  a.batch = key_codes.shape(0);
+  a.kv_heads = key_codes.shape(1);
+  a.q_heads = query.shape(1);
+  const int64_t dim = a.keys.dim;
+  RK_CHECK_ARG(query.shape(0) == a.batch && query.shape(3) == dim, kOp, ": query must be (", a.batch,
+               ", heads, 1, ", dim, ") to match the keys, got ", describe(query));
+  RK_CHECK_ARG(a.kv_heads >= 1 && a.q_heads % a.kv_heads == 0, kOp, ": the query's ", a.q_heads,
+               " heads must be a multiple of the cache's ", a.kv_heads, " key/value heads");
+  a.values = packed_values(value_codes, value_scale, value_minimum, value_bits, value_group, dim, kOp);
+  RK_CHECK_ARG(value_codes.shape(0) == a.batch && value_codes.shape(1) == a.kv_heads &&
+                   a.values.tokens == a.keys.tokens,
+               kOp, ": value codes must cover the keys' ", a.batch, " x ", a.kv_heads, " streams of ", a.keys.tokens,
+               " tokens, got ", describe(value_codes));
+  a.residual_keys = read_view(residual_keys, bfloat16, kOp, "residual_keys");
+  a.residual_values = read_view(residual_values, bfloat16, kOp, "residual_values");
+  for (const auto* r : {&residual_keys, &residual_values}) {
+    RK_CHECK_ARG(r->shape(0) == a.batch && r->shape(1) == a.kv_heads && r->shape(3) == dim &&
+                     r->shape(2) == residual_keys.shape(2),
+                 kOp, ": residual keys and values must both be (", a.batch, ", ", a.kv_heads, ", tokens, ", dim,
+                 "), got ", describe(residual_keys), " and ", describe(residual_values));
+  }
+  const int64_t length = a.keys.tokens + a.residual_keys.tokens;
+  RK_CHECK_ARG(length >= 1, kOp, ": the cache is empty (no token to attend to)");
+  py::array mask_array;
+  if (!mask.is_none()) {
+    mask_array = as_ndarray(mask, kOp, "mask");
+    a.mask = packed<float>(mask_array, {a.batch, length}, kOp, "mask");
+  }
+  a.scaling = static_cast<float>(scaling);
+  py::array_t<float> out({a.batch, a.q_heads, dim});
+  a.out = out.mutable_data();
+  {
+    py::gil_scoped_release release;
+    kv::decode_attention(a);
+  }
+  return out;
+}
+
+}  // namespace
+
+void bind_kv(py::module_& m) {
+  m.def("kv_quantize_keys", &quantize_keys, py::arg("keys"), py::arg("bits"), py::arg("group_size"),
+        py::arg("bfloat16") = false);
+  m.def("kv_quantize_values", &quantize_values, py::arg("values"), py::arg("bits"), py::arg("group_size"),
+        py::arg("bfloat16") = false);
+  m.def("kv_dequantize_keys", &dequantize_keys, py::arg("codes"), py::arg("scale"), py::arg("minimum"),
+        py::arg("offsets"), py::arg("bits"), py::arg("out"), py::arg("bfloat16") = false);
+  m.def("kv_dequantize_values", &dequantize_values, py::arg("codes"), py::arg("scale"), py::arg("minimum"),
+        py::arg("bits"), py::arg("group_size"), py::arg("out"), py::arg("bfloat16") = false);
+  m.def("kv_decode_attention", &decode_attention, py::arg("query"), py::arg("key_codes"), py::arg("key_scale"),
+        py::arg("key_minimum"), py::arg("key_offsets"), py::arg("key_bits"), py::arg("value_codes"),
+        py::arg("value_scale"), py::arg("value_minimum"), py::arg("value_bits"), py::arg("value_group_size"),
+        py::arg("residual_keys"), py::arg("residual_values"), py::arg("mask"), py::arg("scaling"),
+        py::arg("bfloat16") = false);
+}
+
+}  // namespace ragkernels::bindings

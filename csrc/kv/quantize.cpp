@@ -1,0 +1,333 @@
+// Quantization, packing and dequantization of key/value states (quantize.h).
+// Compiled with -ffp-contract=off: codes and dequantized values are the same
+// bits on every CPU and equal to the numpy reference's (tests/reference/kv.py).
+#include "kv/quantize.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "core/error.h"
+#include "core/isa.h"
+#include "core/parallel.h"
+
+namespace ragkernels::kv {
+
+namespace {
+
+constexpr int64_t kParallelGrain = 1 << 16;  // elements worth a thread
+
+// Tables of a byte's codes as floats, for 1-, 2- and 4-bit rows.
+struct UnpackTables {
+  float one[256][8];
+  float two[256][4];
+  float four[256][2];
+  UnpackTables() {
+    for (int b = 0; b < 256; ++b) {
+      for (int k = 0; k < 8; ++k) one[b][k] = static_cast<float>((b >> k) & 1);
+      for (int k = 0; k < 4; ++k) two[b][k] = static_cast<float>((b >> (2 * k)) & 3);
+      for (int k = 0; k < 2; ++k) four[b][k] = static_cast<float>((b >> (4 * k)) & 15);
+    }
+  }
+};
+
+const UnpackTables& tables() {
+  static const UnpackTables instance;
+  return instance;
+}
+
+// Unpacks a row of `count` codes of width 1, 2, 4 or 8 (a plane of a 3-bit row).
+void unpack_plane(const uint8_t* row, int width, int64_t count, float* out) {
+  const UnpackTables& t = tables();
+  const int per_byte = 8 / width;
+  const int64_t whole = count / per_byte;
+  switch (width) {
+    case 8:
+      for (int64_t i = 0; i < count; ++i) out[i] = row[i];
+      return;
+    case 4:
+      for (int64_t i = 0; i < whole; ++i) std::memcpy(out + 2 * i, t.four[row[i]], sizeof t.four[0]);
+      break;
+    case 2:
+      for (int64_t i = 0; i < whole; ++i) std::memcpy(out + 4 * i, t.two[row[i]], sizeof t.two[0]);
+      break;
+    default:
+      for (int64_t i = 0; i < whole; ++i) std::memcpy(out + 8 * i, t.one[row[i]], sizeof t.one[0]);
+      break;
+  }
+  const int mask = (1 << width) - 1;
+  for (int64_t i = whole * per_byte; i < count; ++i) {
+    out[i] = static_cast<float>((row[i / per_byte] >> ((i % per_byte) * width)) & mask);
+  }
+}
+
+// Packs codes (each < 2^width) of width 1, 2, 4 or 8 into a row of bytes.
+void pack_plane(const uint8_t* codes, int width, int64_t count, uint8_t* row) {
+  if (width == 8) {
+    std::memcpy(row, codes, static_cast<size_t>(count));
+    return;
+  }
+  const int per_byte = 8 / width;
+  const int64_t bytes = (count + per_byte - 1) / per_byte;
+  std::memset(row, 0, static_cast<size_t>(bytes));
+  for (int64_t i = 0; i < count; ++i) {
+    row[i / per_byte] = static_cast<uint8_t>(row[i / per_byte] | (codes[i] << ((i % per_byte) * width)));
+  }
+}
+
+void pack_row(uint8_t* codes, int bits, int64_t count, uint8_t* row) {
+  if (bits != 3) {
+    pack_plane(codes, bits, count, row);
+    return;
+  }
+  // Low two bits, then the high bit, each its own plane.
+  std::vector<uint8_t> high(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    high[i] = static_cast<uint8_t>(codes[i] >> 2);
+    codes[i] &= 3;
+  }
+  pack_plane(codes, 2, count, row);
+  pack_plane(high.data(), 1, count, row + packed_bytes(count, 2));
+}
+
+uint16_t bits_of(float16 h) {
+  uint16_t out;
+  std::memcpy(&out, &h, sizeof out);
+  return out;
+}
+
+float16 from_bits(uint16_t bits) {
+  float16 out;
+  std::memcpy(&out, &bits, sizeof out);
+  return out;
+}
+
+// The largest float16 <= x, and the smallest float16 >= x (x finite).
+float16 round_down(float x) {
+  const float16 h = static_cast<float16>(x);
+  if (static_cast<float>(h) <= x) return h;
+  const uint16_t b = bits_of(h);
+  if ((b & 0x7fff) == 0) return from_bits(0x8001);
+  return from_bits((b & 0x8000) ? static_cast<uint16_t>(b + 1) : static_cast<uint16_t>(b - 1));
+}
+
+float16 round_up(float x) {
+  const float16 h = static_cast<float16>(x);
+  if (static_cast<float>(h) >= x) return h;
+  const uint16_t b = bits_of(h);
+  if ((b & 0x7fff) == 0) return from_bits(0x0001);
+  return from_bits((b & 0x8000) ? static_cast<uint16_t>(b - 1) : static_cast<uint16_t>(b + 1));
+}
+
+// Scale and minimum of a group spanning [lo, hi]; NaN for a group with a
+// non-finite value.
+void group_params(float lo, float hi, bool finite, int levels, float16* scale, float16* minimum) {
+  if (!finite) {
+    *scale = *minimum = static_cast<float16>(std::numeric_limits<float>::quiet_NaN());
+    return;
+  }
+  const float16 m = round_down(lo);
+  const float16 s = round_up((hi - static_cast<float>(m)) / static_cast<float>(levels));
+  RK_CHECK_ARG(std::isfinite(static_cast<float>(m)) && std::isfinite(static_cast<float>(s)),
+               "KV quantization: a group spans [", lo, ", ", hi,
+               "], beyond what a float16 scale and minimum hold (|x| <= 65504)");
+  *scale = s;
+  *minimum = m;
+}
+
+uint8_t code_of(float x, float minimum, float inverse_scale, int levels) {
+  float v = std::floor((x - minimum) * inverse_scale + 0.5f);
+  if (!(v >= 0.0f)) v = 0.0f;  // NaN too
+  if (v > static_cast<float>(levels)) v = static_cast<float>(levels);
+  return static_cast<uint8_t>(v);
+}
+
+float inverse(float16 scale) {
+  const float s = static_cast<float>(scale);
+  return s > 0.0f ? 1.0f / s : 0.0f;
+}
+
+void check_quantize_args(const Tokens& x, int bits, int group, const char* op) {
+  RK_CHECK_ARG(supported_bits(bits), op, ": bits must be 2, 3, 4 or 8, got ", bits);
+  RK_CHECK_ARG(group >= 1, op, ": group_size must be >= 1, got ", group);
+  RK_CHECK_ARG(x.dim >= 1, op, ": the head dimension must be >= 1");
+}
+
+// One block of one stream: tokens [begin, end).
+void quantize_key_block(const Tokens& keys, int bits, int64_t stream, int64_t begin, int64_t end, uint8_t* codes,
+                        float16* scale, float16* minimum, std::vector<float>& rows, std::vector<uint8_t>& row_codes) {
+  const int64_t dim = keys.dim;
+  const int levels = (1 << bits) - 1;
+  const int64_t count = end - begin;
+  rows.resize(static_cast<size_t>(count * dim));
+  for (int64_t t = 0; t < count; ++t) load_row(keys, stream, begin + t, rows.data() + t * dim);
+  std::vector<float> lo(dim, std::numeric_limits<float>::infinity());
+  std::vector<float> hi(dim, -std::numeric_limits<float>::infinity());
+  std::vector<float> probe(dim, 0.0f);  // NaN once a non-finite value was seen
+  for (int64_t t = 0; t < count; ++t) {
+    const float* x = rows.data() + t * dim;
+    for (int64_t d = 0; d < dim; ++d) {
+      lo[d] = x[d] < lo[d] ? x[d] : lo[d];
+      hi[d] = x[d] > hi[d] ? x[d] : hi[d];
+      probe[d] += x[d] - x[d];
+    }
+  }
+  std::vector<float> base(dim), inverse_scale(dim);
+  for (int64_t d = 0; d < dim; ++d) {
+    group_params(lo[d], hi[d], probe[d] == 0.0f, levels, scale + d, minimum + d);
+    base[d] = static_cast<float>(minimum[d]);
+    inverse_scale[d] = inverse(scale[d]);
+  }
+  const int64_t row_bytes = packed_bytes(dim, bits);
+  row_codes.resize(static_cast<size_t>(dim));
+  for (int64_t t = 0; t < count; ++t) {
+    const float* x = rows.data() + t * dim;
+    for (int64_t d = 0; d < dim; ++d) row_codes[d] = code_of(x[d], base[d], inverse_scale[d], levels);
+    pack_row(row_codes.data(), bits, dim, codes + t * row_bytes);
+  }
+}
+
+void quantize_value_row(const float* x, int64_t dim, int bits, int group, uint8_t* codes, float16* scale,
+                        float16* minimum, std::vector<uint8_t>& row_codes) {
+  const int levels = (1 << bits) - 1;
+  row_codes.resize(static_cast<size_t>(dim));
+  for (int64_t g0 = 0, k = 0; g0 < dim; g0 += group, ++k) {
+    const int64_t g1 = std::min<int64_t>(dim, g0 + group);
+    float lo = std::numeric_limits<float>::infinity(), hi = -lo, probe = 0.0f;
+    for (int64_t d = g0; d < g1; ++d) {
+      lo = x[d] < lo ? x[d] : lo;
+      hi = x[d] > hi ? x[d] : hi;
+      probe += x[d] - x[d];
+    }
+    group_params(lo, hi, probe == 0.0f, levels, scale + k, minimum + k);
+    const float base = static_cast<float>(minimum[k]);
+    const float inverse_scale = inverse(scale[k]);
+    for (int64_t d = g0; d < g1; ++d) row_codes[d] = code_of(x[d], base, inverse_scale, levels);
+  }
+  pack_row(row_codes.data(), bits, dim, codes);
+}
+
+int64_t grain_for(int64_t elements_per_item) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, elements_per_item)); }
+
+}  // namespace
+
+bool supported_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bits == 8; }
+
+int64_t packed_bytes(int64_t count, int bits) {
+  if (bits == 3) return (count + 3) / 4 + (count + 7) / 8;
+  return (count * bits + 7) / 8;
+}
+
+void unpack_row(const uint8_t* row, int bits, int64_t count, float* out) {
+  if (bits != 3) {
+    unpack_plane(row, bits, count, out);
+    return;
+  }
+  unpack_plane(row, 2, count, out);
+  const uint8_t* high = row + packed_bytes(count, 2);
+  const UnpackTables& t = tables();
+  const int64_t whole = count / 8;
+  for (int64_t i = 0; i < whole; ++i) {
+    for (int k = 0; k < 8; ++k) out[8 * i + k] += 4.0f * t.one[high[i]][k];
+  }
+  for (int64_t i = whole * 8; i < count; ++i) out[i] += static_cast<float>(4 * ((high[i / 8] >> (i % 8)) & 1));
+}
+
+void quantize_keys(const Tokens& keys, int bits, int group, uint8_t* codes, float16* scale, float16* minimum) {
+  check_quantize_args(keys, bits, group, "quantize_keys");
+  const int64_t blocks = (keys.tokens + group - 1) / group;
+  const int64_t row_bytes = packed_bytes(keys.dim, bits);
+  parallel_for(
+      0, keys.streams * blocks,
+      [&](int64_t first, int64_t last) {
+        std::vector<float> rows;
+        std::vector<uint8_t> row_codes;
+        for (int64_t item = first; item < last; ++item) {
+          const int64_t stream = item / blocks, block = item % blocks;
+          const int64_t begin = block * group, end = std::min<int64_t>(keys.tokens, begin + group);
+          quantize_key_block(keys, bits, stream, begin, end, codes + (stream * keys.tokens + begin) * row_bytes,
+                             scale + item * keys.dim, minimum + item * keys.dim, rows, row_codes);
+        }
+      },
+      grain_for(static_cast<int64_t>(group) * keys.dim));
+}
+
+void quantize_values(const Tokens& values, int bits, int group, uint8_t* codes, float16* scale,
+                     float16* minimum) {
+  check_quantize_args(values, bits, group, "quantize_values");
+  const int64_t groups = (values.dim + group - 1) / group;
+  const int64_t row_bytes = packed_bytes(values.dim, bits);
+  parallel_for(
+      0, values.streams * values.tokens,
+      [&](int64_t first, int64_t last) {
+        std::vector<float> row(static_cast<size_t>(values.dim));
+        std::vector<uint8_t> row_codes;
+        for (int64_t item = first; item < last; ++item) {
+          load_row(values, item / values.tokens, item % values.tokens, row.data());
+          quantize_value_row(row.data(), values.dim, bits, group, codes + item * row_bytes, scale + item * groups,
+                             minimum + item * groups, row_codes);
+        }
+      },
+      grain_for(values.dim));
+}
+
+void check_key_offsets(const PackedKeys& keys) {
+  for (int64_t s = 0; s < keys.streams; ++s) {
+    const int32_t* o = keys.offsets + s * (keys.blocks + 1);
+    RK_CHECK_ARG(o[0] == 0, "key block offsets of stream ", s, " must start at 0, got ", o[0]);
+    for (int64_t j = 0; j < keys.blocks; ++j) {
+      RK_CHECK_ARG(o[j + 1] >= o[j], "key block offsets of stream ", s, " decrease at block ", j, " (", o[j],
+                   " then ", o[j + 1], ")");
+    }
+    RK_CHECK_ARG(o[keys.blocks] == keys.tokens, "key block offsets of stream ", s, " must end at the ",
+                 keys.tokens, " quantized tokens, got ", o[keys.blocks]);
+  }
+}
+
+void dequantize_keys(const PackedKeys& keys, const MutableTokens& out) {
+  const int64_t dim = keys.dim, row_bytes = keys.row_bytes();
+  parallel_for(
+      0, keys.streams,
+      [&](int64_t first, int64_t last) {
+        std::vector<float> row(static_cast<size_t>(dim));
+        for (int64_t s = first; s < last; ++s) {
+          const int32_t* offsets = keys.offsets + s * (keys.blocks + 1);
+          for (int64_t j = 0; j < keys.blocks; ++j) {
+            const float16* scale = keys.scale + (s * keys.blocks + j) * dim;
+            const float16* minimum = keys.minimum + (s * keys.blocks + j) * dim;
+            for (int64_t t = offsets[j]; t < offsets[j + 1]; ++t) {
+              unpack_row(keys.codes + (s * keys.tokens + t) * row_bytes, keys.bits, dim, row.data());
+              for (int64_t d = 0; d < dim; ++d) {
+                row[d] = row[d] * static_cast<float>(scale[d]) + static_cast<float>(minimum[d]);
+              }
+              store_row(out, s, t, row.data());
+            }
+          }
+        }
+      },
+      grain_for(keys.tokens * dim));
+}
+
+void dequantize_values(const PackedValues& values, const MutableTokens& out) {
+  const int64_t dim = values.dim, groups = values.groups(), row_bytes = values.row_bytes();
+  parallel_for(
+      0, values.streams * values.tokens,
+      [&](int64_t first, int64_t last) {
+        std::vector<float> row(static_cast<size_t>(dim));
+        for (int64_t item = first; item < last; ++item) {
+          unpack_row(values.codes + item * row_bytes, values.bits, dim, row.data());
+          const float16* scale = values.scale + item * groups;
+          const float16* minimum = values.minimum + item * groups;
+          for (int64_t d = 0; d < dim; ++d) {
+            const int64_t k = d / values.group;
+            row[d] = row[d] * static_cast<float>(scale[k]) + static_cast<float>(minimum[k]);
+          }
+          store_row(out, item / values.tokens, item % values.tokens, row.data());
+        }
+      },
+      grain_for(dim));
+}
+
+}  // namespace ragkernels::kv

@@ -1,0 +1,186 @@
+"""KV-cache compression: low-bit quantization of key/value states and fused decode attention.
+
+Key/value states are 4-D ``[batch, heads, tokens, head_dim]`` arrays: numpy
+float32/float16, or CPU torch tensors of float32, float16 or bfloat16, read in
+place (transposed views included). What comes back is of the input's kind
+(torch in, torch out), viewing the compiled core's memory without a copy.
+
+Quantization is KIVI's asymmetric min-max: keys per channel over blocks of
+``group_size`` tokens, values per token over groups of ``group_size``
+channels (a shorter last group when ``group_size`` does not divide the head
+dimension), scale and minimum stored as float16; every value comes back within
+half a scale step (docs/kv.md). ``ragkernels.hf.CompressedCache`` is the
+transformers cache built on these ops.
+"""
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional, Tuple
+
+import numpy as np
+
+from ragkernels import _core
+from ragkernels._checks import check_int
+
+SUPPORTED_BITS = (2, 3, 4, 8)
+
+
+class QuantizedKeys(NamedTuple):
+    """Keys quantized per channel, in blocks of tokens.
+
+    ``codes`` uint8 ``[batch, heads, tokens, packed_bytes(head_dim, bits)]``;
+    ``scale`` and ``minimum`` float16 ``[batch, heads, blocks, head_dim]``;
+    ``offsets`` int32 ``[batch, heads, blocks + 1]``: block ``j`` of a stream
+    holds its tokens ``offsets[j]:offsets[j + 1]`` (fewer than ``group_size``
+    once a cache was cropped or compacted).
+    """
+    codes: Any
+    scale: Any
+    minimum: Any
+    offsets: Any
+    bits: int
+
+
+class QuantizedValues(NamedTuple):
+    """Values quantized per token, in groups of ``group_size`` channels.
+
+    ``codes`` uint8 ``[batch, heads, tokens, packed_bytes(head_dim, bits)]``;
+    ``scale`` and ``minimum`` float16 ``[batch, heads, tokens, groups]``.
+    """
+    codes: Any
+    scale: Any
+    minimum: Any
+    bits: int
+    group_size: int
+
+
+def packed_bytes(count: int, bits: int) -> int:
+    """Bytes of one packed row of ``count`` codes (3-bit rows are a 2-bit and a 1-bit plane)."""
+    bits = _check_bits(bits, "packed_bytes")
+    if bits == 3:
+        return (count + 3) // 4 + (count + 7) // 8
+    return (count * bits + 7) // 8
+
+
+def quantize_keys(keys: Any, bits: int, group_size: int) -> QuantizedKeys:
+    """Quantizes ``keys`` per channel in blocks of ``group_size`` tokens (the last block may be shorter)."""
+    op = "quantize_keys"
+    bits, group_size = _check_bits(bits, op), check_int(group_size, "group_size", op)
+    array, bfloat16, torch_like = _state(keys, op, "keys")
+    codes, scale, minimum = _core.kv_quantize_keys(array, bits, group_size, bfloat16)
+    batch, heads, tokens = array.shape[:3]
+    blocks = scale.shape[2]
+    starts = np.minimum(np.arange(blocks + 1, dtype=np.int32) * group_size, tokens).astype(np.int32)
+    offsets = np.ascontiguousarray(np.broadcast_to(starts, (batch, heads, blocks + 1)))
+    return QuantizedKeys(*_like(torch_like, codes, scale, minimum, offsets), bits)
+
+
+def quantize_values(values: Any, bits: int, group_size: int) -> QuantizedValues:
+    """Quantizes ``values`` per token in groups of ``group_size`` channels."""
+    op = "quantize_values"
+    bits, group_size = _check_bits(bits, op), check_int(group_size, "group_size", op)
+    array, bfloat16, torch_like = _state(values, op, "values")
+    codes, scale, minimum = _core.kv_quantize_values(array, bits, group_size, bfloat16)
+    return QuantizedValues(*_like(torch_like, codes, scale, minimum), bits, group_size)
+
+
+def dequantize_keys(keys: QuantizedKeys, out: Any = None) -> Any:
+    """The keys' dequantized values, written into ``out`` (a 4-D float array or
+    tensor) or a new float32 array of the codes' kind."""
+    codes, scale, minimum, offsets = (_packed(a) for a in keys[:4])
+    dim = scale.shape[3]
+    out = _output(out, keys.codes, (*codes.shape[:3], dim))
+    target, bfloat16, _ = _state(out, "dequantize_keys", "out")
+    _core.kv_dequantize_keys(codes, scale, minimum, offsets, keys.bits, target, bfloat16)
+    return out
+
+
+def dequantize_values(values: QuantizedValues, head_dim: int, out: Any = None) -> Any:
+    """The values' dequantized values (``head_dim`` channels), into ``out`` or a new float32 array."""
+    codes, scale, minimum = (_packed(a) for a in values[:3])
+    out = _output(out, values.codes, (*codes.shape[:3], check_int(head_dim, "head_dim", "dequantize_values")))
+    target, bfloat16, _ = _state(out, "dequantize_values", "out")
+    _core.kv_dequantize_values(codes, scale, minimum, values.bits, values.group_size, target, bfloat16)
+    return out
+
+
+def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, residual_keys: Any,
+                     residual_values: Any, mask: Any = None, scaling: Optional[float] = None) -> Any:
+    """Attention of one query token per head over a quantized cache, read packed.
+
+    ``query`` ``[batch, q_heads, 1, head_dim]`` attends to the quantized tokens
+    then to ``residual_keys``/``residual_values`` ``[batch, kv_heads, r, head_dim]``
+    (full precision, the same dtype as ``query``); ``q_heads`` is a multiple of
+    ``kv_heads`` (grouped-query attention). ``mask``: an additive float32
+    ``[batch, tokens]`` mask (``-inf`` hides a padding position) or None.
+    ``scaling`` defaults to ``head_dim ** -0.5``. Returns float32
+    ``[batch, q_heads, head_dim]``; a row whose every position is masked gets
+    zeros, as torch's SDPA does.
+    """
+    op = "decode_attention"
+    q, bfloat16, torch_like = _state(query, op, "query")
+    rk, rk_bf16, _ = _state(residual_keys, op, "residual_keys")
+    rv, rv_bf16, _ = _state(residual_values, op, "residual_values")
+    if rk.dtype != q.dtype or rv.dtype != q.dtype or rk_bf16 != bfloat16 or rv_bf16 != bfloat16:
+        raise TypeError(f"{op}: query, residual_keys and residual_values must share one dtype")
+    if scaling is None:
+        scaling = q.shape[3] ** -0.5
+    if mask is not None:
+        mask = np.ascontiguousarray(_packed(mask), dtype=np.float32)
+    out = _core.kv_decode_attention(q, *(_packed(a) for a in keys[:4]), keys.bits,
+                                    *(_packed(a) for a in values[:3]), values.bits, values.group_size,
+                                    rk, rv, mask, float(scaling), bfloat16)
+    return _like(torch_like, out)[0]
+
+
+def nbytes(packed: Any) -> int:
+    """Bytes held by a QuantizedKeys or QuantizedValues, every scale, minimum and offset included."""
+    return int(sum(_packed(a).nbytes for a in packed if not isinstance(a, int)))
+
+
+def _check_bits(bits: Any, op: str) -> int:
+    bits = check_int(bits, "bits", op)
+    if bits not in SUPPORTED_BITS:
+        raise ValueError(f"{op}: bits must be one of {SUPPORTED_BITS}, got {bits}")
+    return bits
+
+
+def _is_torch(x: Any) -> bool:
+    return type(x).__module__.startswith("torch")
+
+
+def _state(x: Any, op: str, name: str) -> Tuple[np.ndarray, bool, bool]:
+    """A key/value state as (numpy view, is bfloat16, came from torch)."""
+    if _is_torch(x):
+        import torch
+        if x.device.type != "cpu":
+            raise ValueError(f"{op}: {name} is on {x.device}; the CPU kernels read CPU tensors "
+                             "(ragkernels.cuda has the GPU ones)")
+        x = x.detach()
+        if x.dtype == torch.bfloat16:
+            return x.view(torch.int16).numpy(), True, True
+        if x.dtype not in (torch.float32, torch.float16):
+            raise TypeError(f"{op}: {name} must be float32, float16 or bfloat16, got {x.dtype}")
+        return x.numpy(), False, True
+    if not isinstance(x, np.ndarray):
+        raise TypeError(f"{op}: {name} must be a numpy array or a torch tensor, got {type(x).__name__}")
+    return x, False, False
+
+
+def _packed(x: Any) -> np.ndarray:
+    return x.detach().numpy() if _is_torch(x) else np.asarray(x)
+
+
+def _like(torch_like: bool, *arrays: np.ndarray) -> tuple:
+    if not torch_like:
+        return arrays
+    import torch
+    return tuple(torch.from_numpy(a) for a in arrays)
+
+
+def _output(out: Any, template: Any, shape: tuple) -> Any:
+    if out is not None:
+        return out
+    if _is_torch(template):
+        import torch
+        return torch.empty(shape, dtype=torch.float32)
+    return np.empty(shape, dtype=np.float32)

@@ -1,0 +1,147 @@
+"""Plain numpy references of ragkernels.kv (csrc/kv), written from the
+definitions in docs/kv.md: min-max quantization with float16 scale and
+minimum, the packed row layout, and attention over the dequantized cache.
+
+States are float32 numpy arrays [batch, heads, tokens, dim] (float16 and
+bfloat16 inputs are converted exactly to float32 first).
+"""
+import numpy as np
+
+
+def round_down_f16(x):
+    h = np.float16(x)
+    if np.float32(h) > x:
+        h = np.nextafter(h, np.float16(-np.inf))
+    return h
+
+
+def round_up_f16(x):
+    h = np.float16(x)
+    if np.float32(h) < x:
+        h = np.nextafter(h, np.float16(np.inf))
+    return h
+
+
+def group_params(group, bits):
+    """(scale, minimum) as float16 of one group of float32 values."""
+    if not np.all(np.isfinite(group)):
+        return np.float16(np.nan), np.float16(np.nan)
+    levels = np.float32(2**bits - 1)
+    m = round_down_f16(np.float32(group.min()))
+    s = round_up_f16((np.float32(group.max()) - np.float32(m)) / levels)
+    if not (np.isfinite(m) and np.isfinite(s)):
+        raise ValueError("beyond float16")
+    return s, m
+
+
+def codes_of(x, s, m, bits):
+    s32, m32 = np.float32(s), np.float32(m)
+    inv = np.float32(1) / s32 if s32 > 0 else np.float32(0)
+    with np.errstate(invalid="ignore"):
+        v = np.floor((x.astype(np.float32) - m32) * inv + np.float32(0.5))
+    v = np.where(v >= 0, v, 0)
+    return np.minimum(v, 2**bits - 1).astype(np.uint8)
+
+
+def quantize_keys(x, bits, group):
+    """codes [B,H,T,D] (unpacked), scale and minimum [B,H,blocks,D]."""
+    b, h, t, d = x.shape
+    blocks = -(-t // group)
+    codes = np.zeros((b, h, t, d), np.uint8)
+    scale = np.zeros((b, h, blocks, d), np.float16)
+    minimum = np.zeros((b, h, blocks, d), np.float16)
+    for i in range(b):
+        for j in range(h):
+            for k in range(blocks):
+                rows = slice(k * group, min(t, (k + 1) * group))
+                for c in range(d):
+                    s, m = group_params(x[i, j, rows, c], bits)
+                    scale[i, j, k, c], minimum[i, j, k, c] = s, m
+                    codes[i, j, rows, c] = codes_of(x[i, j, rows, c], s, m, bits)
+    return codes, scale, minimum
+
+
+def quantize_values(x, bits, group):
+    """codes [B,H,T,D] (unpacked), scale and minimum [B,H,T,groups]."""
+    b, h, t, d = x.shape
+    groups = -(-d // group)
+    codes = np.zeros((b, h, t, d), np.uint8)
+    scale = np.zeros((b, h, t, groups), np.float16)
+    minimum = np.zeros((b, h, t, groups), np.float16)
+    for i in range(b):
+        for j in range(h):
+            for k in range(t):
+                for g in range(groups):
+                    cols = slice(g * group, min(d, (g + 1) * group))
+                    s, m = group_params(x[i, j, k, cols], bits)
+                    scale[i, j, k, g], minimum[i, j, k, g] = s, m
+                    codes[i, j, k, cols] = codes_of(x[i, j, k, cols], s, m, bits)
+    return codes, scale, minimum
+
+
+def pack_plane(codes, width):
+    """A row of codes (< 2**width), little-endian within each byte."""
+    per_byte = 8 // width
+    out = np.zeros(-(-len(codes) // per_byte), np.uint8)
+    for i, c in enumerate(codes):
+        out[i // per_byte] |= np.uint8(int(c) << ((i % per_byte) * width))
+    return out
+
+
+def pack_row(codes, bits):
+    if bits == 3:
+        return np.concatenate([pack_plane(codes & 3, 2), pack_plane(codes >> 2, 1)])
+    return pack_plane(codes, bits)
+
+
+def pack(codes, bits):
+    """Packs the last axis of unpacked codes [..., D]."""
+    flat = codes.reshape(-1, codes.shape[-1])
+    rows = [pack_row(r, bits) for r in flat]
+    width = len(rows[0]) if rows else len(pack_row(np.zeros(codes.shape[-1], np.uint8), bits))
+    return np.array(rows, np.uint8).reshape(*codes.shape[:-1], width)
+
+
+def dequantize_keys(codes, scale, minimum, offsets):
+    """codes unpacked [B,H,T,D]; offsets [B,H,blocks+1]."""
+    out = np.zeros(codes.shape, np.float32)
+    b, h = codes.shape[:2]
+    for i in range(b):
+        for j in range(h):
+            for k in range(offsets.shape[2] - 1):
+                rows = slice(offsets[i, j, k], offsets[i, j, k + 1])
+                out[i, j, rows] = (codes[i, j, rows].astype(np.float32) * scale[i, j, k].astype(np.float32)
+                                   + minimum[i, j, k].astype(np.float32))
+    return out
+
+
+def dequantize_values(codes, scale, minimum, group):
+    d = codes.shape[-1]
+    expand = np.arange(d) // group
+    return (codes.astype(np.float32) * scale[..., expand].astype(np.float32)
+            + minimum[..., expand].astype(np.float32))
+
+
+def attention(query, keys, values, mask=None, scaling=None):
+    """Softmax attention of query [B,Hq,1,D] over keys/values [B,Hkv,T,D] in
+    float64, grouped-query heads as transformers' repeat_kv; a fully masked
+    row gives zeros, a zero weight reads nothing."""
+    b, hq, _, d = query.shape
+    hkv = keys.shape[1]
+    rep = hq // hkv
+    scaling = d ** -0.5 if scaling is None else scaling
+    out = np.zeros((b, hq, d))
+    for i in range(b):
+        for j in range(hq):
+            k = keys[i, j // rep].astype(np.float64)
+            v = values[i, j // rep].astype(np.float64)
+            s = k @ query[i, j, 0].astype(np.float64) * scaling
+            if mask is not None:
+                s = s + mask[i]
+            if np.all(s == -np.inf):
+                continue
+            p = np.exp(s - np.max(s))
+            p /= p.sum()
+            keep = p != 0
+            out[i, j] = p[keep] @ v[keep]
+    return out
