@@ -9,7 +9,7 @@ from ragkernels._version import __version__
 from ragkernels._core import FormatError, get_num_threads
 from ragkernels._ops import load_arrays, save_arrays, set_num_threads, topk
 from ragkernels import data, metrics
-from ragkernels import dense, fusion, hf, prf, rerank, select, sparse, spec, text
+from ragkernels import dense, fusion, hf, kv, prf, rerank, select, sparse, spec, text
 
 __all__ = [
     "FormatError",
@@ -19,6 +19,7 @@ __all__ = [
     "fusion",
     "get_num_threads",
     "hf",
+    "kv",
     "load_arrays",
     "metrics",
     "prf",

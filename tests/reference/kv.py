@@ -145,3 +145,37 @@ def attention(query, keys, values, mask=None, scaling=None):
             keep = p != 0
             out[i, j] = p[keep] @ v[keep]
     return out
+
+
+def reference_layer(key_bits, value_bits, group, residual):
+    """A transformers cache layer holding what CompressedLayer holds, written
+    from the docs: every token at full precision until an update finds it
+    among the oldest residual tokens of earlier updates, beyond `residual`
+    kept ones, in a whole block of `group`; then it is replaced by its
+    quantized-dequantized value (quantize_keys / quantize_values above)."""
+    import torch
+    from transformers.cache_utils import DynamicLayer
+
+    class ReferenceCompressedLayer(DynamicLayer):
+        def __init__(self):
+            super().__init__()
+            self.quantized = 0
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            earlier = 0 if not self.is_initialized else self.keys.shape[-2] - self.quantized
+            keys, values = super().update(key_states, value_states)
+            movable = min(earlier, keys.shape[-2] - self.quantized - residual)
+            for _ in range(max(movable, 0) // group):
+                block = slice(self.quantized, self.quantized + group)
+                k = keys[:, :, block].float().numpy()
+                v = values[:, :, block].float().numpy()
+                kc, ks, km = quantize_keys(k, key_bits, group)
+                vc, vs, vm = quantize_values(v, value_bits, group)
+                offsets = np.zeros((k.shape[0], k.shape[1], 2), np.int32)
+                offsets[..., 1] = group
+                keys[:, :, block] = torch.from_numpy(dequantize_keys(kc, ks, km, offsets)).to(keys.dtype)
+                values[:, :, block] = torch.from_numpy(dequantize_values(vc, vs, vm, group)).to(values.dtype)
+                self.quantized += group
+            return keys, values
+
+    return ReferenceCompressedLayer()

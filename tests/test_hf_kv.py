@@ -1,0 +1,245 @@
+"""ragkernels.hf.CompressedCache on tiny Llama and GPT-2 models (random
+weights, real transformers code): equal to DynamicCache when compression is
+off, equal to the reference layer of tests/reference/kv.py when on, exact
+crop/compact, generate in every mode, and speculative decoding on top."""
+import inspect
+
+import pytest
+
+torch = pytest.importorskip("torch")
+transformers = pytest.importorskip("transformers")
+from transformers.cache_utils import Cache, DynamicCache  # noqa: E402
+
+import ragkernels as rk  # noqa: E402
+from ragkernels import kv  # noqa: E402
+from ragkernels.hf import compressed_cache  # noqa: E402
+from tests.reference import kv as ref  # noqa: E402
+
+VOCAB = 97
+MODELS = ["llama", "gpt2"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_model(kind, attn="sdpa", seed=0):
+    torch.manual_seed(seed)
+    if kind == "llama":
+        config = transformers.LlamaConfig(vocab_size=VOCAB, hidden_size=64, intermediate_size=64, num_hidden_layers=2,
+                                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                          bos_token_id=None, eos_token_id=None, pad_token_id=0)
+        model = transformers.LlamaForCausalLM(config)
+    else:
+        config = transformers.GPT2Config(vocab_size=VOCAB, n_embd=48, n_layer=2, n_head=2, n_positions=512,
+                                         bos_token_id=None, eos_token_id=None, pad_token_id=0)
+        model = transformers.GPT2LMHeadModel(config)
+    model.set_attn_implementation(attn)
+    model.generation_config.pad_token_id = 0
+    return model.eval()
+
+
+@pytest.fixture(params=MODELS)
+def model(request):
+    return make_model(request.param)
+
+
+def prompts(batch=2, length=37, seed=0, padded=True):
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(1, VOCAB, (batch, length), generator=gen)
+    mask = torch.ones_like(ids)
+    if padded and batch > 1:
+        ids[1, :9], mask[1, :9] = 0, 0  # left padding
+    return ids, mask
+
+
+def reference_cache(model, bits=4, group=8, residual=8):
+    layers = model.config.get_text_config(decoder=True).num_hidden_layers
+    return Cache(layers=[ref.reference_layer(bits, bits, group, residual) for _ in range(layers)])
+
+
+def forward(model, cache, **inputs):
+    key = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+    with torch.no_grad():
+        return model(**inputs, **{key: cache}, use_cache=True)
+
+
+def step_logits(model, cache, ids, mask, steps=20):
+    """Prefill, then greedy steps one token at a time; every step's logits."""
+    out = forward(model, cache, input_ids=ids, attention_mask=mask)
+    logits = [out.logits[:, -1]]
+    for _ in range(steps):
+        token = logits[-1].argmax(-1, keepdim=True)
+        mask = torch.cat([mask, torch.ones_like(token)], dim=1)
+        out = forward(model, cache, input_ids=token, attention_mask=mask)
+        logits.append(out.logits[:, -1])
+    return torch.stack(logits)
+
+
+def test_off_equals_dynamic_cache(model):
+    ids, mask = prompts()
+    common = dict(attention_mask=mask, max_new_tokens=12)
+    for mode in (dict(do_sample=False), dict(num_beams=3), dict(do_sample=True, top_k=5)):
+        torch.manual_seed(3)
+        expected = model.generate(ids, cache=DynamicCache(), **common, **mode)
+        torch.manual_seed(3)
+        got = model.generate(ids, cache=rk.hf.CompressedCache(model.config, key_bits=None), **common, **mode)
+        assert torch.equal(got, expected), mode
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8])
+def test_equals_reference_step_by_step(model, bits):
+    """Every step's logits equal those of the reference layer: the same
+    tokens are quantized at the same steps, to the same values."""
+    ids, mask = prompts()
+    expected = step_logits(model, reference_cache(model, bits, 8, 8), ids, mask)
+    cache = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=8)
+    got = step_logits(model, cache, ids, mask)
+    assert torch.equal(got, expected)
+    assert cache.layers[0].quantized_tokens == 48  # 37 + 20 positions, >= 8 residual, whole blocks of 8
+
+
+def test_fused_attention_matches_reference(monkeypatch):
+    for kind in MODELS:
+        model = make_model(kind)
+        ids, mask = prompts()
+        expected = step_logits(model, reference_cache(model, 4, 8, 8), ids, mask)
+        calls = []
+        original = kv.decode_attention
+        monkeypatch.setattr(kv, "decode_attention", lambda *a, **k: calls.append(1) or original(*a, **k))
+        rk.hf.enable_fused_attention(model)
+        got = step_logits(model, rk.hf.CompressedCache(model.config, key_bits=4, group_size=8, residual=8), ids, mask)
+        assert len(calls) == 20 * 2  # every decode step of both layers read the packed codes
+        torch.testing.assert_close(got, expected, rtol=1e-4, atol=1e-4)
+        monkeypatch.setattr(kv, "decode_attention", original)
+
+
+@pytest.mark.parametrize("mode", [dict(do_sample=False), dict(num_beams=3), dict(do_sample=True, top_p=0.9)])
+def test_generate_equals_reference(model, mode):
+    ids, mask = prompts()
+    torch.manual_seed(5)
+    expected = model.generate(ids, attention_mask=mask, cache=reference_cache(model), max_new_tokens=24, **mode)
+    torch.manual_seed(5)
+    cache = rk.hf.CompressedCache(model.config, key_bits=4, group_size=8, residual=8)
+    got = model.generate(ids, attention_mask=mask, cache=cache, max_new_tokens=24, **mode)
+    assert torch.equal(got, expected)
+
+
+def filled_cache(model, bits=3, steps=14):
+    ids, mask = prompts()
+    cache = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=8)
+    step_logits(model, cache, ids, mask, steps=steps)
+    return cache
+
+
+def views(cache):
+    return [tuple(t.clone() for t in layer.dequantized()) for layer in cache.layers]
+
+
+@pytest.mark.parametrize("remove", [1, 5, 9, 17, 30, 51])
+def test_crop_is_exact(model, remove):
+    """Within the residual or into quantized blocks: the kept tokens are
+    exactly what they were, and the cache keeps working."""
+    cache = filled_cache(model)
+    before, held = views(cache), cache.get_seq_length()
+    cache.crop(-remove)
+    assert cache.get_seq_length() == held - remove
+    for layer, (k, v) in zip(cache.layers, before):
+        got_k, got_v = layer.dequantized()
+        assert torch.equal(got_k, k[:, :, : held - remove]) and torch.equal(got_v, v[:, :, : held - remove])
+    token = torch.tensor([[5], [6]])
+    forward(model, cache, input_ids=token, attention_mask=torch.ones(2, held - remove + 1, dtype=torch.long))
+    assert cache.get_seq_length() == held - remove + 1
+    with pytest.raises(ValueError, match="negative"):
+        cache.crop(3)
+
+
+def test_compact_is_exact(model):
+    cache = filled_cache(model)
+    held = cache.get_seq_length()
+    before = views(cache)
+    keep_sets = [
+        torch.tensor([list(range(0, 40)) + [45, 50], list(range(0, 40)) + [44, 49]]),  # prefix + a path per row
+        torch.tensor([[0, 1, 2, 3] + list(range(held - 10, held))] * 2),                # sinks + window
+        torch.tensor([[3, 1, 1, 20, held - 1], [0, 0, 2, 2, 5]]),                       # any order, repeats
+    ]
+    for keep in keep_sets:
+        cache = filled_cache(model)
+        cache.compact(keep)
+        for layer, (k, v) in zip(cache.layers, before):
+            got_k, got_v = layer.dequantized()
+            index = keep[:, None, :, None]
+            assert torch.equal(got_k, torch.gather(k, 2, index.expand(-1, k.shape[1], -1, k.shape[3])))
+            assert torch.equal(got_v, torch.gather(v, 2, index.expand(-1, v.shape[1], -1, v.shape[3])))
+    # per head, as eviction policies keep them
+    cache = filled_cache(model)
+    heads = cache.layers[0].keys.shape[1]
+    keep = torch.stack([torch.stack([torch.randperm(held - 6)[:20].sort().values for _ in range(heads)])
+                        for _ in range(2)])
+    cache.compact(keep)
+    for layer, (k, v) in zip(cache.layers, before):
+        got_k, _ = layer.dequantized()
+        assert torch.equal(got_k, torch.gather(k, 2, keep[..., None].expand(-1, -1, -1, k.shape[3])))
+
+
+def test_speculative_decoding_runs_on_a_compressed_cache():
+    """transformers' QuantizedCache cannot be rolled back; ours can. With
+    compression off the output equals greedy decoding exactly."""
+    model = make_model("llama")
+    ids = torch.randint(1, VOCAB, (1, 30), generator=torch.Generator().manual_seed(2))
+    ids = torch.cat([ids, ids[:, :12]], dim=1)  # a repeat the prompt-lookup drafter finds
+    drafter = rk.spec.PromptLookupDrafter()
+    expected = model.generate(ids, max_new_tokens=30, do_sample=False)
+    cache = rk.hf.CompressedCache(model.config, key_bits=None)
+    out = rk.hf.speculative_generate(model, ids, drafter, max_new_tokens=30, cache=cache)
+    assert torch.equal(out.sequences, expected)
+    cache = rk.hf.CompressedCache(model.config, key_bits=4, group_size=8, residual=8)
+    out = rk.hf.speculative_generate(model, ids, drafter, max_new_tokens=30, cache=cache)
+    assert out.sequences.shape == (1, 72)
+    assert cache.get_seq_length() == 71  # every position but the last token's
+    assert cache.layers[0].quantized_tokens > 0
+
+
+def test_nbytes_counts_every_byte():
+    model = make_model("llama")
+    cache = filled_cache(model, bits=2, steps=40)
+    layer = cache.layers[0]
+    batch, heads, residual, dim = layer.keys.shape
+    tokens, blocks = layer.quantized_tokens, layer.quantized_keys.scale.shape[2]
+    expected = (2 * batch * heads * residual * dim * 4                       # float32 residual keys and values
+                + 2 * batch * heads * tokens * kv.packed_bytes(dim, 2)       # key and value codes
+                + 2 * batch * heads * blocks * dim * 2                       # key scale and minimum
+                + batch * heads * (blocks + 1) * 4                           # key block offsets
+                + 2 * batch * heads * tokens * (dim // 8) * 2)               # value scale and minimum
+    assert layer.nbytes == expected
+    assert cache.nbytes == 2 * expected
+
+
+def test_per_layer_bits_and_errors():
+    model = make_model("llama")
+    cache = rk.hf.CompressedCache(model.config, key_bits=[2, None], value_bits=[4, None], group_size=8, residual=8)
+    ids, mask = prompts(batch=1)
+    step_logits(model, cache, ids, mask, steps=12)
+    assert cache.layers[0].quantized_tokens > 0 and cache.layers[1].quantized_tokens == 0
+    assert cache.layers[1].get_seq_length() == cache.layers[0].get_seq_length()
+    with pytest.raises(ValueError, match="one of"):
+        rk.hf.CompressedCache(model.config, key_bits=5)
+    with pytest.raises(ValueError, match="one entry per layer"):
+        rk.hf.CompressedCache(model.config, key_bits=[2, 2, 2])
+    with pytest.raises(ValueError, match="both set or both None"):
+        rk.hf.CompressedCache(model.config, key_bits=[2, None], value_bits=[2, 2])
+    with pytest.raises(ValueError, match="group_size"):
+        rk.hf.CompressedCache(model.config, group_size=0)
+
+
+def test_bfloat16_model():
+    model = make_model("llama").to(torch.bfloat16)
+    ids, mask = prompts()
+    expected = step_logits(model, reference_cache(model, 4, 8, 8), ids, mask, steps=12)
+    got = step_logits(model, rk.hf.CompressedCache(model.config, key_bits=4, group_size=8, residual=8), ids, mask,
+                      steps=12)
+    assert torch.equal(got, expected)
