@@ -243,3 +243,49 @@ def test_bfloat16_model():
     got = step_logits(model, rk.hf.CompressedCache(model.config, key_bits=4, group_size=8, residual=8), ids, mask,
                       steps=12)
     assert torch.equal(got, expected)
+
+
+POLICIES = [lambda: kv.StreamingLLM(sinks=3, window=12), lambda: kv.H2O(16), lambda: kv.H2O(14, recent=4),
+            lambda: kv.SnapKV(20, window=6, kernel=3), lambda: kv.SnapKV([0.5, 0.25], window=4, kernel=5,
+                                                                           pooling="avg")]
+
+
+@pytest.mark.parametrize("make_policy", POLICIES)
+@pytest.mark.parametrize("bits", [None, 4])
+def test_policies_equal_reference(make_policy, bits):
+    """Kept positions equal the float64 reference's at every step, and the
+    logits agree; batch with left padding; compressed or not."""
+    model = make_model("llama")
+    ids, mask = prompts()
+    policy = make_policy()
+    reference, _ = ref.reference_policy_cache(2, policy)
+    ref.install_reference_attention(policy)
+    model.set_attn_implementation(ref.REFERENCE_ATTENTION)
+    expected = step_logits(model, reference, ids, mask, steps=14)
+    rk.hf.enable_fused_attention(model)
+    residual = 8 if bits else 128
+    cache = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=residual, policy=policy)
+    if bits is None:
+        got = step_logits(model, cache, ids, mask, steps=14)
+        torch.testing.assert_close(got, expected.float(), rtol=1e-4, atol=1e-4)
+        for layer, ref_layer in zip(cache.layers, reference.layers):
+            assert layer.positions.tolist() == ref_layer.kept
+            assert layer.get_seq_length() == 37 + 14
+            assert layer.held == len(ref_layer.kept[0][0])
+    else:  # quantization changes the weights: run it, check the invariants
+        step_logits(model, cache, ids, mask, steps=14)
+        for layer in cache.layers:
+            grown = 14 if policy.prefill_only else 0  # SnapKV compresses the prompt only
+            assert layer.held <= layer.budget + grown and layer.get_seq_length() == 51
+            assert bool((layer.positions[..., 1:] > layer.positions[..., :-1]).all())
+
+
+def test_policy_needs_the_attention_implementation():
+    model = make_model("llama")
+    ids, mask = prompts()
+    with pytest.raises(ValueError, match="enable_fused_attention"):
+        step_logits(model, rk.hf.CompressedCache(model.config, key_bits=None, policy=kv.H2O(8)), ids, mask)
+    with pytest.raises(TypeError, match="policy"):
+        rk.hf.CompressedCache(model.config, policy="h2o")
+    with pytest.raises(ValueError, match="one entry per layer"):
+        rk.hf.CompressedCache(model.config, policy=kv.H2O([8, 8, 8]))

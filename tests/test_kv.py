@@ -276,3 +276,45 @@ def test_nbytes_counts_everything():
     assert kv.nbytes(keys) == 2 * 64 * 16 + 2 * 2 * 2 * 64 * 2 + 2 * 3 * 4
     assert kv.nbytes(values) == 2 * 64 * 16 + 2 * 2 * 64 * 2 * 2
     assert kv.packed_bytes(64, 3) == 16 + 8 and kv.packed_bytes(13, 2) == 4
+
+
+@pytest.mark.parametrize("policy", [kv.StreamingLLM(sinks=2, window=5), kv.H2O(9), kv.H2O(9, recent=2),
+                                    kv.SnapKV(10, window=3, kernel=3), kv.SnapKV(10, window=3, kernel=5, pooling="avg"),
+                                    kv.SnapKV(10, window=4, kernel=1)])
+@pytest.mark.parametrize("length", [1, 7, 10, 11, 60])
+def test_policy_selection_matches_reference(policy, length):
+    rng = np.random.default_rng(length)
+    streams = 3
+    scores = rng.standard_normal((streams, length)).astype(np.float32)
+    scores[0, ::4] = 0.5                       # ties
+    scores[1, 1::5] = np.nan                   # NaN ranks last
+    scores[2] = np.round(scores[2])            # many ties
+    budget = policy.budget_for(0, length)
+    got = policy.select(None if not policy.needs_scores else scores, length, budget, streams)
+    assert got.dtype == np.int32 and got.shape == (streams, min(budget, length))
+    for s in range(streams):
+        expected = ref.select_positions(scores[s], length, policy.sinks, policy.recent_for(budget), budget,
+                                        policy.pooling, policy.kernel)
+        assert got[s].tolist() == expected
+
+
+def test_policy_budgets_and_errors():
+    assert kv.H2O(0.5).budget_for(0, 100) == 50 and kv.H2O(0.5).recent_for(50) == 25
+    assert kv.SnapKV([8, 0.25], window=4).budget_for(1, 100) == 25
+    assert kv.SnapKV(0.01, window=4).budget_for(0, 100) == 4  # never below the window
+    with pytest.raises(ValueError, match=r"budget 3 < sinks \+ window \(0 \+ 4\)"):
+        kv.SnapKV(3, window=4).budget_for(0, 100)
+    with pytest.raises(ValueError, match=r"\(0, 1\)"):
+        kv.H2O(1.5)
+    with pytest.raises(ValueError, match="budget"):
+        kv.H2O(0)
+    with pytest.raises(ValueError, match="pooling"):
+        kv.SnapKV(8, pooling="median")
+    with pytest.raises(ValueError, match="sinks"):
+        kv.StreamingLLM(sinks=-1)
+    with pytest.raises(ValueError, match="must be >= 1 and >= sinks"):
+        rk._core.kv_select_positions(None, 1, 10, 2, 3, 4, "none", 1)
+    with pytest.raises(ValueError, match="scores are needed"):
+        rk._core.kv_select_positions(None, 1, 10, 0, 3, 5, "none", 1)
+    with pytest.raises(ValueError, match="odd"):
+        rk._core.kv_select_positions(np.zeros((1, 10), np.float32), 1, 10, 0, 3, 5, "max", 2)

@@ -8,6 +8,7 @@
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <tuple>
@@ -16,6 +17,7 @@
 #include "core/float16.h"
 #include "kv/decode_attention.h"
 #include "kv/quantize.h"
+#include "kv/select.h"
 
 namespace ragkernels::bindings {
 
@@ -249,7 +251,9 @@ py::array_t<float> decode_attention(const py::array& query, const py::array& key
   py::array mask_array;
   if (!mask.is_none()) {
     mask_array = as_ndarray(mask, kOp, "mask");
-    a.mask = packed<float>(mask_array, {a.batch, length}, kOp, "mask");
+    a.mask_per_head = mask_array.ndim() == 3;
+    a.mask = a.mask_per_head ? packed<float>(mask_array, {a.batch, a.kv_heads, length}, kOp, "mask")
+                             : packed<float>(mask_array, {a.batch, length}, kOp, "mask");
   }
   a.scaling = static_cast<float>(scaling);
   py::array_t<float> out({a.batch, a.q_heads, dim});
@@ -257,6 +261,33 @@ py::array_t<float> decode_attention(const py::array& query, const py::array& key
   {
     py::gil_scoped_release release;
     kv::decode_attention(a);
+  }
+  return out;
+}
+
+py::array_t<int32_t> select_positions(const py::object& scores, int64_t streams, int64_t length, int64_t sinks,
+                                      int64_t recent, int64_t budget, const std::string& pool, int64_t kernel) {
+  constexpr const char* kOp = "select_positions";
+  kv::Selection s;
+  RK_CHECK_ARG(streams >= 0 && length >= 0, kOp, ": streams and length must be >= 0");
+  s.streams = streams;
+  s.length = length;
+  s.sinks = sinks;
+  s.recent = recent;
+  s.budget = budget;
+  s.kernel = kernel;
+  RK_CHECK_ARG(pool == "none" || pool == "max" || pool == "avg", kOp, ": pooling must be 'none', 'max' or 'avg', got '",
+               pool, "'");
+  s.pool = pool == "max" ? kv::Pool::kMax : pool == "avg" ? kv::Pool::kAvg : kv::Pool::kNone;
+  py::array score_array;
+  if (!scores.is_none()) {
+    score_array = as_ndarray(scores, kOp, "scores");
+    s.scores = packed<float>(score_array, {streams, length}, kOp, "scores");
+  }
+  py::array_t<int32_t> out({streams, std::min(budget, length)});
+  {
+    py::gil_scoped_release release;
+    kv::select_positions(s, out.mutable_data());
   }
   return out;
 }
@@ -277,6 +308,8 @@ void bind_kv(py::module_& m) {
         py::arg("value_scale"), py::arg("value_minimum"), py::arg("value_bits"), py::arg("value_group_size"),
         py::arg("residual_keys"), py::arg("residual_values"), py::arg("mask"), py::arg("scaling"),
         py::arg("bfloat16") = false);
+  m.def("kv_select_positions", &select_positions, py::arg("scores"), py::arg("streams"), py::arg("length"),
+        py::arg("sinks"), py::arg("recent"), py::arg("budget"), py::arg("pooling"), py::arg("kernel"));
 }
 
 }  // namespace ragkernels::bindings

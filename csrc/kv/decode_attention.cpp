@@ -112,7 +112,7 @@ class ChunkScorer {
     }
     if (a_.mask) {
       const int64_t length = quantized + a_.residual_keys.tokens;
-      const float* mask = a_.mask + batch_row_ * length;
+      const float* mask = a_.mask + (a_.mask_per_head ? stream_ : batch_row_) * length;
       for (int64_t r = 0; r < reps_; ++r) {
         for (int64_t t = begin; t < end; ++t) scores_[r * count + (t - begin)] += mask[t];
       }

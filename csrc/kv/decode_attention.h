@@ -27,9 +27,11 @@ struct DecodeAttention {
   PackedKeys keys;                        // batch * kv_heads streams (tokens may be 0)
   PackedValues values;                    // same streams and tokens
   Tokens residual_keys, residual_values;  // batch * kv_heads streams, after the quantized tokens
-  // Additive mask [batch][keys.tokens + residual tokens] (0 or -inf for
-  // padding), or nullptr.
+  // Additive mask (0, or -inf for padding) over keys.tokens + residual
+  // tokens: [batch][tokens], or [batch][kv_heads][tokens] when
+  // mask_per_head (eviction keeps other positions in each head); or nullptr.
   const float* mask = nullptr;
+  bool mask_per_head = false;
   float scaling = 1.0f;
   float* out = nullptr;  // [batch * q_heads][dim]; a fully masked row gets zeros, as torch SDPA does
 };

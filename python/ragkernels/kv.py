@@ -111,7 +111,8 @@ def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, r
     then to ``residual_keys``/``residual_values`` ``[batch, kv_heads, r, head_dim]``
     (full precision, the same dtype as ``query``); ``q_heads`` is a multiple of
     ``kv_heads`` (grouped-query attention). ``mask``: an additive float32
-    ``[batch, tokens]`` mask (``-inf`` hides a padding position) or None.
+    mask (``-inf`` hides a position), ``[batch, tokens]`` or per KV head
+    ``[batch, kv_heads, tokens]``, or None.
     ``scaling`` defaults to ``head_dim ** -0.5``. Returns float32
     ``[batch, q_heads, head_dim]``; a row whose every position is masked gets
     zeros, as torch's SDPA does.
@@ -130,6 +131,102 @@ def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, r
                                     *(_packed(a) for a in values[:3]), values.bits, values.group_size,
                                     rk, rv, mask, float(scaling), bfloat16)
     return _like(torch_like, out)[0]
+
+
+class Policy:
+    """An eviction policy: which cached positions a layer keeps (see the subclasses).
+
+    ``budget``: positions kept per layer and head; an int, a float in (0, 1)
+    (that share of the prompt, fixed at prefill), or a list with one per
+    layer. The kept positions are the first ``sinks``, the last ``recent``
+    and the best of the others by the policy's score (``select``).
+    """
+
+    sinks = 0
+    recent = 0
+    pooling = "none"
+    kernel = 1
+    needs_scores = True      # attention weights of the queries (H2O, SnapKV)
+    prefill_only = False     # SnapKV compresses the prompt once
+
+    def __init__(self, budget: Any):
+        self.budget = budget
+        op = type(self).__name__
+        for b in (budget if isinstance(budget, (list, tuple)) else [budget]):
+            if isinstance(b, float):
+                if not 0.0 < b < 1.0:
+                    raise ValueError(f"{op}: a float budget is a share of the prompt in (0, 1), got {b}")
+            else:
+                check_int(b, "budget", op)
+
+    def budget_for(self, layer: int, prompt_length: int) -> int:
+        """Positions kept by `layer` (at least sinks + recent, checked)."""
+        b = self.budget[layer] if isinstance(self.budget, (list, tuple)) else self.budget
+        if isinstance(b, float):
+            b = max(int(b * prompt_length), self.sinks + (self.recent or 0), 1)
+        if b < self.sinks + self.recent_for(b):
+            raise ValueError(f"{type(self).__name__}: budget {b} < sinks + window "
+                             f"({self.sinks} + {self.recent_for(b)})")
+        return b
+
+    def recent_for(self, budget: int) -> int:
+        return self.recent
+
+    def select(self, scores: Any, length: int, budget: int, streams: int) -> np.ndarray:
+        """Kept positions, int32 [streams, min(budget, length)], increasing.
+        ``scores``: float32 [streams, length] (None for StreamingLLM)."""
+        if scores is not None:
+            scores = np.ascontiguousarray(_packed(scores), dtype=np.float32).reshape(streams, length)
+        return _core.kv_select_positions(scores, streams, length, self.sinks, self.recent_for(budget), budget,
+                                         self.pooling, self.kernel)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({fields})"
+
+
+class StreamingLLM(Policy):
+    """Attention sinks + a recent window (Xiao et al., 2023): keeps the first
+    ``sinks`` and the last ``window`` positions; budget = sinks + window."""
+
+    needs_scores = False
+
+    def __init__(self, sinks: int = 4, window: int = 1020):
+        self.sinks = check_int(sinks, "sinks", "StreamingLLM", minimum=0)
+        self.recent = check_int(window, "window", "StreamingLLM", minimum=1)
+        super().__init__(self.sinks + self.recent)
+
+
+class H2O(Policy):
+    """Heavy hitters (Zhang et al., 2023): keeps the ``recent`` last positions
+    (half the budget by default) and, of the others, those with the largest
+    attention received so far (summed over every query and the KV head's
+    query heads)."""
+
+    def __init__(self, budget: Any, recent: Optional[int] = None):
+        self.recent = None if recent is None else check_int(recent, "recent", "H2O")
+        super().__init__(budget)
+
+    def recent_for(self, budget: int) -> int:
+        """``recent``, or half the budget when not given (the paper's split)."""
+        return max(1, budget // 2) if self.recent is None else self.recent
+
+
+class SnapKV(Policy):
+    """Observation-window voting at prefill (Li et al., 2024): the last
+    ``window`` prompt tokens' attention to each earlier position (averaged
+    over the window and the KV head's query heads), pooled over ``kernel``
+    neighbours, picks the positions kept besides the window itself."""
+
+    prefill_only = True
+
+    def __init__(self, budget: Any, window: int = 32, kernel: int = 7, pooling: str = "max"):
+        self.recent = check_int(window, "window", "SnapKV")
+        self.kernel = check_int(kernel, "kernel", "SnapKV")
+        if pooling not in ("max", "avg"):
+            raise ValueError(f"SnapKV: pooling must be 'max' or 'avg', got {pooling!r}")
+        self.pooling = pooling
+        super().__init__(budget)
 
 
 def nbytes(packed: Any) -> int:

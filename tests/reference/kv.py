@@ -179,3 +179,118 @@ def reference_layer(key_bits, value_bits, group, residual):
             return keys, values
 
     return ReferenceCompressedLayer()
+
+
+def pool_scores(row, pooling, kernel):
+    """'same'-size 1-D pooling of one row, as torch's max_pool1d / avg_pool1d
+    with padding kernel // 2, stride 1 and count_include_pad."""
+    if pooling == "none":
+        return list(row)
+    half, n, out = kernel // 2, len(row), []
+    for i in range(n):
+        window = [row[j] for j in range(max(0, i - half), min(n, i + half + 1))]
+        if pooling == "max":
+            out.append(np.nan if any(np.isnan(window)) else max(window))
+        else:
+            out.append(np.float32(np.sum(np.array(window, np.float32), dtype=np.float32)) / np.float32(kernel))
+    return out
+
+
+def select_positions(scores, length, sinks, recent, budget, pooling="none", kernel=1):
+    """Kept positions of one stream: the first `sinks`, the last `recent`, and
+    the best of the middle by pooled score (ties: earlier first; NaN last)."""
+    if length <= budget:
+        return list(range(length))
+    middle = range(sinks, length - recent)
+    heavy = budget - sinks - recent
+    chosen = []
+    if heavy:
+        pooled = pool_scores(scores, pooling, kernel)
+        key = [(1 if np.isnan(pooled[i]) else 0, -(0.0 if np.isnan(pooled[i]) else pooled[i]), i) for i in middle]
+        chosen = sorted(i for _, _, i in sorted(key)[:heavy])
+    return list(range(sinks)) + chosen + list(range(length - recent, length))
+
+
+REFERENCE_ATTENTION = "rk_reference_evicting"
+
+
+def reference_policy_cache(num_layers, policy):
+    """A transformers cache whose layers keep every token and, per batch row
+    and KV head, the list of positions an eviction policy keeps, with
+    `reference_policy_attention` (register with install_reference_attention)
+    computing attention over the kept ones in float64, from the policies'
+    definitions (docs/kv.md): H2O sums every query's weights, SnapKV averages
+    its window's at prefill, ties and pooling as select_positions."""
+    from transformers.cache_utils import Cache, DynamicLayer
+
+    class ReferenceEvictingLayer(DynamicLayer):
+        def __init__(self, index):
+            super().__init__()
+            self.index, self.kept, self.received, self.valid, self.budget = index, None, None, None, None
+
+        def update(self, key_states, value_states, *args, **kwargs):
+            super().update(key_states, value_states)
+            marker = key_states.new_empty((0,))
+            marker._rk_reference = self
+            return marker, marker
+
+    return Cache(layers=[ReferenceEvictingLayer(i) for i in range(num_layers)]), policy
+
+
+def install_reference_attention(policy):
+    import torch
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+    from transformers.modeling_utils import AttentionInterface
+
+    def attention(module, query, key, value, attention_mask, scaling=None, **kwargs):
+        layer = key._rk_reference
+        keys, values = layer.keys.double(), layer.values.double()
+        batch, q_heads, q, dim = query.shape
+        heads, total = keys.shape[1], keys.shape[2]
+        rep = q_heads // heads
+        scaling = dim ** -0.5 if scaling is None else scaling
+        first = layer.kept is None
+        if first:
+            layer.kept = [[[] for _ in range(heads)] for _ in range(batch)]
+            layer.received = [[{} for _ in range(heads)] for _ in range(batch)]
+            layer.valid = [[] for _ in range(batch)]
+            layer.budget = policy.budget_for(layer.index, total)
+        new = list(range(total - q, total))
+        for b in range(batch):
+            last_row = attention_mask[b, 0, -1, -q:] if attention_mask is not None else torch.ones(q, dtype=torch.bool)
+            layer.valid[b] += [bool(v) for v in last_row]
+            for h in range(heads):
+                layer.kept[b][h] += new
+                layer.received[b][h].update({p: 0.0 for p in new})
+        scoring = policy.needs_scores and (first or not policy.prefill_only)
+        window_rows = range(max(q - policy.recent, 0), q) if policy.prefill_only else range(q)
+        out = torch.zeros((batch, q, q_heads, dim), dtype=torch.float64)
+        for b in range(batch):
+            for hq in range(q_heads):
+                h = hq // rep
+                for i in range(q):
+                    visible = [p for p in layer.kept[b][h] if layer.valid[b][p] and p <= total - q + i]
+                    if not visible:
+                        continue
+                    s = keys[b, h, visible] @ query[b, hq, i].double() * scaling
+                    w = torch.softmax(s, dim=0)
+                    out[b, i, hq] = w @ values[b, h, visible]
+                    if scoring and i in window_rows:
+                        share = 1.0 / len(window_rows) if policy.prefill_only else 1.0
+                        for p, wp in zip(visible, w.tolist()):
+                            layer.received[b][h][p] += wp * share
+        if first or not policy.prefill_only:
+            for b in range(batch):
+                for h in range(heads):
+                    slots = layer.kept[b][h]
+                    if len(slots) <= layer.budget:
+                        continue
+                    scores = np.array([layer.received[b][h][p] if layer.valid[b][p] else -np.inf for p in slots],
+                                      np.float32)
+                    keep = select_positions(scores, len(slots), policy.sinks, policy.recent_for(layer.budget),
+                                            layer.budget, policy.pooling, policy.kernel)
+                    layer.kept[b][h] = [slots[j] for j in keep]
+        return out.to(query.dtype), None
+
+    AttentionInterface.register(REFERENCE_ATTENTION, attention)
+    AttentionMaskInterface.register(REFERENCE_ATTENTION, sdpa_mask)

@@ -52,15 +52,23 @@ class CompressedLayer(CacheLayerMixin):
     is_croppable = True
 
     def __init__(self, key_bits: Optional[int], value_bits: Optional[int], group_size: int, residual: int,
-                 config: Any = None):
+                 config: Any = None, policy: Optional[kv.Policy] = None, layer_idx: int = 0):
         super().__init__()
         if (key_bits is None) != (value_bits is None):
             raise ValueError("CompressedLayer: key_bits and value_bits are both set or both None")
         self.key_bits, self.value_bits = key_bits, value_bits
         self.group_size, self.residual = group_size, residual
         self._config = config  # read for the attention implementation (fused decode attention)
+        self.policy, self.layer_idx = policy, layer_idx
         self.quantized_keys: Optional[kv.QuantizedKeys] = None
         self.quantized_values: Optional[kv.QuantizedValues] = None
+        self.length = 0        # tokens seen (positions), evicted ones included
+        self.valid = None      # policy layers: bool [batch, heads, held], False at padding
+        self.positions = None  # policy layers: int64 [batch, heads, held], each slot's position
+        self.attention = None  # H2O: float32 [batch, heads, held], attention received so far
+        self.budget = None     # policy layers: positions kept, fixed at prefill
+        self._tail = 0         # trailing held slots known to be the last `_tail` tokens seen
+        self._new = 0          # tokens of the current update
 
     # -- transformers' layer API ----------------------------------------------------------------
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -75,28 +83,40 @@ class CompressedLayer(CacheLayerMixin):
             self.quantized_keys = _empty_keys(batch, heads, dim, self.key_bits)
             self.quantized_values = _empty_values(batch, heads, value_states.shape[-1], self.value_bits,
                                                   self.group_size)
+        if self.policy is not None:
+            self.valid = torch.zeros((batch, heads, 0), dtype=torch.bool)
+            self.positions = torch.zeros((batch, heads, 0), dtype=torch.int64)
+            self.attention = torch.zeros((batch, heads, 0), dtype=torch.float32)
         self.is_initialized = True
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args, **kwargs):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
+        fused = getattr(self._config, "_attn_implementation", None) == FUSED_ATTENTION
+        if self.policy is not None and not fused:
+            raise ValueError(f"CompressedCache: the {type(self.policy).__name__} policy reads the attention of the "
+                             "queries; call ragkernels.hf.enable_fused_attention(model) first")
         earlier = self.keys.shape[-2]
+        self._new = key_states.shape[-2]
+        self.length += self._new
+        self._tail += self._new
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
-        if not self.compressed:
-            return self.keys, self.values
-        self._flush(earlier)
-        if key_states.shape[-2] == 1 and getattr(self._config, "_attn_implementation", None) == FUSED_ATTENTION:
+        if self.compressed:
+            self._flush(earlier)
+        if self.policy is not None or (fused and self.compressed and self._new == 1):
             return self._markers()
         return self.dequantized()
 
     def get_mask_sizes(self, query_length: int) -> tuple:
-        return self.get_seq_length() + query_length, 0
+        """(kv_length, kv_offset): the held positions plus the query's, the
+        evicted ones counted in the offset so causal masks see every held
+        position (a policy layer masks padding itself, see attend)."""
+        held = self.held
+        return held + query_length, self.length - held
 
     def get_seq_length(self) -> int:
-        if not self.is_initialized:
-            return 0
-        return self.quantized_tokens + self.keys.shape[-2]
+        return self.length if self.is_initialized else 0
 
     def get_max_length(self) -> int:
         return -1
@@ -104,6 +124,8 @@ class CompressedLayer(CacheLayerMixin):
     def reset(self) -> None:
         self.keys = self.values = None
         self.quantized_keys = self.quantized_values = None
+        self.valid = self.positions = self.attention = self.budget = None
+        self.length = self._tail = self._new = 0
         self.is_initialized = False
 
     def crop(self, tokens_to_remove: int) -> None:
@@ -112,12 +134,20 @@ class CompressedLayer(CacheLayerMixin):
                              f"got {tokens_to_remove}")
         if tokens_to_remove == 0 or not self.is_initialized:
             return
-        drop = min(-tokens_to_remove, self.get_seq_length())
+        drop = min(-tokens_to_remove, self.held)
+        if self.held != self.length and drop > self._tail:
+            raise ValueError(f"crop: only the last {self._tail} positions held are the last tokens seen "
+                             f"(older ones were evicted around them); cannot remove {drop}")
+        self.length -= drop
+        self._tail = max(self._tail - drop, 0)
         from_residual = min(drop, self.keys.shape[-2])
         self.keys = self.keys[..., : self.keys.shape[-2] - from_residual, :]
         self.values = self.values[..., : self.values.shape[-2] - from_residual, :]
         if drop > from_residual:
             self._truncate_quantized(self.quantized_tokens - (drop - from_residual))
+        if self.policy is not None:
+            self.valid, self.positions, self.attention = (t[..., : self.held] for t in
+                                                          (self.valid, self.positions, self.attention))
 
     def reorder_cache(self, beam_idx: torch.LongTensor) -> None:
         self.batch_select_indices(beam_idx)
@@ -140,6 +170,11 @@ class CompressedLayer(CacheLayerMixin):
     @property
     def compressed(self) -> bool:
         return self.key_bits is not None
+
+    @property
+    def held(self) -> int:
+        """Positions held (fewer than get_seq_length() once a policy evicted some)."""
+        return self.quantized_tokens + self.keys.shape[-2] if self.is_initialized else 0
 
     @property
     def quantized_tokens(self) -> int:
@@ -170,6 +205,43 @@ class CompressedLayer(CacheLayerMixin):
         values[:, :, quantized:] = self.values
         return keys, values
 
+    def compact(self, keep: torch.Tensor) -> None:
+        """Keep positions ``keep`` ([batch, n] or per head [batch, heads, n]),
+        in that order (the ragkernels.hf.cache rollback protocol): the others
+        leave the sequence, as a crop would.
+
+        Kept quantized tokens keep their codes where they stay an increasing
+        run at the front of every stream; any other kept quantized token moves
+        to the residual as its dequantized value (still exactly what attention
+        saw)."""
+        held = self.held
+        self._keep_slots(keep)
+        self.length -= held - self.held
+        self._tail = self.held if self.held == self.length else 0
+
+    def attend(self, query: torch.Tensor, attention_mask: Optional[torch.Tensor], scaling: float) -> torch.Tensor:
+        """Attention of this forward's queries over the layer (the tokens just
+        added included); then the policy evicts. [batch, q, q_heads, dim]."""
+        if self.policy is None:  # a fused decode step
+            return self.decode_attention(query, attention_mask, scaling).to(query.dtype)[:, None]
+        q = query.shape[2]
+        self._append_validity(attention_mask, q)
+        allowed = self._allowed(q)  # [batch, heads, q, held]
+        needs_weights = self.policy.needs_scores and not (self.policy.prefill_only and self.budget is not None)
+        if q == 1 and self.compressed and not needs_weights:
+            mask = torch.where(allowed[:, :, 0], 0.0, float("-inf"))
+            out = kv.decode_attention(query, self.quantized_keys, self.quantized_values, self.keys, self.values,
+                                      mask=mask, scaling=scaling)
+            out = out.to(query.dtype)[:, None]
+        else:
+            keys, values = self.dequantized()
+            window = self.policy.recent if self.policy.prefill_only else 0  # SnapKV's observation window
+            out, scores = _attention(query, keys, values, allowed, scaling, needs_weights, window)
+            if scores is not None:
+                self._score(scores)
+        self._evict()
+        return out
+
     def decode_attention(self, query: torch.Tensor, attention_mask: Optional[torch.Tensor],
                          scaling: Optional[float]) -> torch.Tensor:
         """Attention of one query token per head over this layer, read packed:
@@ -181,18 +253,16 @@ class CompressedLayer(CacheLayerMixin):
         return kv.decode_attention(query, self.quantized_keys, self.quantized_values, self.keys, self.values,
                                    mask=mask, scaling=scaling)
 
-    def compact(self, keep: torch.Tensor) -> None:
-        """Keep positions ``keep`` ([batch, n] or per head [batch, heads, n]),
-        in that order (the ragkernels.hf.cache rollback protocol).
-
-        Kept quantized tokens keep their codes where they stay an increasing
-        run at the front of every stream; any other kept quantized token moves
-        to the residual as its dequantized value (still exactly what attention
-        saw)."""
+    # -- internals ------------------------------------------------------------------------------
+    def _keep_slots(self, keep: torch.Tensor) -> None:
+        """Keeps held slots ``keep`` ([batch, n] or [batch, heads, n]), in that order."""
         batch, heads = self.keys.shape[:2]
         keep = keep.to(torch.int64)
         if keep.ndim == 2:
             keep = keep[:, None, :].expand(batch, heads, keep.shape[-1])
+        if self.policy is not None:
+            self.valid, self.positions, self.attention = (torch.gather(t, 2, keep) for t in
+                                                          (self.valid, self.positions, self.attention))
         if not self.compressed or self.quantized_tokens == 0:
             self.keys, self.values = _gather(self.keys, keep), _gather(self.values, keep)
             return
@@ -209,7 +279,59 @@ class CompressedLayer(CacheLayerMixin):
         self.keys = _gather(self.keys, keep[..., stay:] - quantized)
         self.values = _gather(self.values, keep[..., stay:] - quantized)
 
-    # -- internals ------------------------------------------------------------------------------
+    def _append_validity(self, attention_mask: Optional[torch.Tensor], q: int) -> None:
+        """Whether each of this forward's tokens is real (not padding), from the
+        mask's last row: the newest query sees every real new token."""
+        batch, heads = self.keys.shape[:2]
+        if attention_mask is None:
+            new = torch.ones((batch, q), dtype=torch.bool)
+        else:
+            row = attention_mask[:, 0, -1, -q:]
+            new = row if row.dtype == torch.bool else row == 0
+            new = new.expand(batch, q)
+        self.valid = torch.cat([self.valid, new[:, None, :].expand(batch, heads, q)], dim=2)
+        added = torch.arange(self.length - q, self.length).expand(batch, heads, q)
+        self.positions = torch.cat([self.positions, added], dim=2)
+        self.attention = torch.cat([self.attention, self.attention.new_zeros((batch, heads, q))], dim=2)
+
+    def _allowed(self, q: int) -> torch.Tensor:
+        """[batch, heads, q, held]: held slot j is visible to query i when it is
+        real and, for this forward's own tokens, not after i."""
+        held = self.held
+        slot = torch.arange(held)
+        causal = slot[None, :] < (held - q + 1 + torch.arange(q))[:, None]  # [q, held]
+        return self.valid[:, :, None, :] & causal
+
+    def _score(self, scores: torch.Tensor) -> None:
+        """Adds this forward's attention weights ([batch, heads, held], summed
+        over queries and the head's query heads) to what each slot received."""
+        if self.policy.prefill_only:
+            self.attention = scores  # SnapKV: the window's vote, once
+        else:
+            self.attention += scores
+
+    def _evict(self) -> None:
+        if self.budget is None:
+            self.budget = self.policy.budget_for(self.layer_idx, self.length)
+            if self.policy.prefill_only:
+                self._select()
+                return
+        if not self.policy.prefill_only:
+            self._select()
+
+    def _select(self) -> None:
+        held = self.held
+        if held <= self.budget:
+            return
+        batch, heads = self.keys.shape[:2]
+        scores = None
+        if self.policy.needs_scores:
+            # padding slots are never chosen by score
+            scores = torch.where(self.valid, self.attention, float("-inf")).reshape(batch * heads, held)
+        keep = self.policy.select(scores, held, self.budget, batch * heads)
+        self._keep_slots(torch.from_numpy(keep).view(batch, heads, -1))
+        self._tail = min(self._tail, self.policy.recent_for(self.budget))
+
     def _flush(self, earlier: int) -> None:
         """Quantizes whole blocks of the oldest residual tokens that came from
         earlier updates, keeping at least `residual` at full precision."""
@@ -255,6 +377,8 @@ class CompressedLayer(CacheLayerMixin):
 
     def _map_batch(self, fn) -> None:
         self.keys, self.values = fn(self.keys), fn(self.values)
+        if self.policy is not None:
+            self.valid, self.positions, self.attention = fn(self.valid), fn(self.positions), fn(self.attention)
         if self.compressed:
             k, v = self.quantized_keys, self.quantized_values
             self.quantized_keys = kv.QuantizedKeys(*(fn(a) for a in k[:4]), k.bits)
@@ -286,7 +410,7 @@ class CompressedCache(Cache):
     """
 
     def __init__(self, config: Any, key_bits: Bits = 4, value_bits: Bits = None, group_size: int = 32,
-                 residual: int = 128):
+                 residual: int = 128, policy: Optional[kv.Policy] = None):
         op = "CompressedCache"
         text_config = config.get_text_config(decoder=True)
         layers = text_config.num_hidden_layers
@@ -297,8 +421,14 @@ class CompressedCache(Cache):
         for i, (k, v) in enumerate(zip(key_bits, value_bits)):
             if (k is None) != (v is None):
                 raise ValueError(f"{op}: layer {i} has key_bits {k} and value_bits {v}; both set or both None")
-        super().__init__(layers=[CompressedLayer(k, v, group_size, residual, text_config)
-                                 for k, v in zip(key_bits, value_bits)])
+        if policy is not None and not isinstance(policy, kv.Policy):
+            raise TypeError(f"{op}: policy must be a ragkernels.kv policy (StreamingLLM, H2O, SnapKV), "
+                            f"got {type(policy).__name__}")
+        if policy is not None and isinstance(policy.budget, (list, tuple)) and len(policy.budget) != layers:
+            raise ValueError(f"{op}: the policy's budget needs one entry per layer ({layers}), "
+                             f"got {len(policy.budget)}")
+        super().__init__(layers=[CompressedLayer(k, v, group_size, residual, text_config, policy, i)
+                                 for i, (k, v) in enumerate(zip(key_bits, value_bits))])
 
     @property
     def nbytes(self) -> int:
@@ -306,7 +436,8 @@ class CompressedCache(Cache):
         return sum(layer.nbytes for layer in self.layers)
 
     def compact(self, keep: Any) -> None:
-        """Keep positions ``keep`` of every layer ([batch, n], or [batch, heads, n] per head)."""
+        """Keep positions ``keep`` of every layer ([batch, n], or [batch, heads, n] per head); the
+        others leave the sequence (the ragkernels.hf.cache rollback protocol)."""
         for layer in self.layers:
             if layer.is_initialized:
                 layer.compact(torch.as_tensor(keep))
@@ -329,8 +460,37 @@ def _fused_attention(module, query, key, value, attention_mask, dropout: float =
     if layer is None:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
-    out = layer.decode_attention(query, attention_mask, scaling)  # [batch, heads, dim]
-    return out.to(query.dtype)[:, None], None  # [batch, 1, heads, dim], as SDPA's is transposed
+    if scaling is None:
+        scaling = query.shape[-1] ** -0.5
+    return layer.attend(query, attention_mask, scaling), None  # [batch, q, heads, dim], as SDPA's is transposed
+
+
+def _attention(query, keys, values, allowed, scaling: float, weights: bool, window: int):
+    """Attention over dequantized keys/values with a per-head boolean mask.
+    Returns (output [batch, q, q_heads, dim], weights or None): the weights
+    each held slot received, summed over the queries (the last `window` ones
+    only when `window` > 0, SnapKV) and over each KV head's query heads."""
+    batch, q_heads, q, dim = query.shape
+    heads = keys.shape[1]
+    rep = q_heads // heads
+    k = keys.repeat_interleave(rep, 1)
+    v = values.repeat_interleave(rep, 1)
+    mask = allowed.repeat_interleave(rep, 1)
+    out = torch.nn.functional.scaled_dot_product_attention(query, k, v, attn_mask=mask, scale=scaling)
+    out = torch.nan_to_num(out, nan=0.0)  # rows with nothing visible (padding queries)
+    if not weights:
+        return out.transpose(1, 2), None
+    rows = slice(max(q - window, 0), q) if window else slice(0, q)
+    received = torch.zeros((batch, q_heads, keys.shape[2]), dtype=torch.float32)
+    for start in range(rows.start, rows.stop, 256):  # chunks of queries: never a q x held matrix at once
+        stop = min(start + 256, rows.stop)
+        s = torch.matmul(query[:, :, start:stop].float(), k.float().transpose(-1, -2)) * scaling
+        s = s.masked_fill(~mask[:, :, start:stop], float("-inf"))
+        p = torch.nan_to_num(torch.softmax(s, dim=-1), nan=0.0)
+        received += p.sum(2)
+    if window:
+        received /= rows.stop - rows.start
+    return out.transpose(1, 2), received.view(batch, heads, rep, -1).sum(2)
 
 
 def _per_layer(bits: Bits, layers: int, name: str) -> List[Optional[int]]:

@@ -1,0 +1,80 @@
+// Eviction policies' choice of kept positions (select.h).
+#include "kv/select.h"
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "core/array_view.h"
+#include "core/error.h"
+#include "core/parallel.h"
+#include "core/topk.h"
+
+namespace ragkernels::kv {
+
+namespace {
+
+// Pooled scores of positions [begin, end): a window of `kernel` centred on
+// each, over the whole row (padding outside it: -inf for max, 0 for average).
+void pool_row(const float* row, int64_t length, int64_t begin, int64_t end, Pool pool, int64_t kernel,
+              float* out) {
+  const int64_t half = kernel / 2;
+  for (int64_t i = begin; i < end; ++i) {
+    const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(length, i + half + 1);
+    if (pool == Pool::kMax) {
+      float m = row[lo];
+      for (int64_t j = lo + 1; j < hi; ++j) m = (row[j] > m || std::isnan(row[j])) ? row[j] : m;
+      out[i - begin] = m;
+    } else {
+      float sum = 0.0f;
+      for (int64_t j = lo; j < hi; ++j) sum += row[j];
+      out[i - begin] = sum / static_cast<float>(kernel);
+    }
+  }
+}
+
+}  // namespace
+
+void select_positions(const Selection& s, int32_t* out) {
+  RK_CHECK_ARG(s.sinks >= 0 && s.recent >= 0, "eviction: sinks and the recent window must be >= 0");
+  RK_CHECK_ARG(s.budget >= s.sinks + s.recent && s.budget >= 1, "eviction: budget (", s.budget,
+               ") must be >= 1 and >= sinks + window (", s.sinks, " + ", s.recent, ")");
+  RK_CHECK_ARG(s.kernel >= 1 && s.kernel % 2 == 1, "eviction: the pooling kernel must be odd, got ", s.kernel);
+  const int64_t kept = std::min(s.budget, s.length);
+  const int64_t begin = s.sinks, end = s.length - s.recent;  // the middle, chosen by score
+  const int64_t heavy = kept - s.sinks - s.recent;
+  RK_CHECK_ARG(s.length <= s.budget || heavy == 0 || s.scores, "eviction: scores are needed to choose ", heavy,
+               " positions");
+  parallel_for(0, s.streams, [&](int64_t first, int64_t last) {
+    std::vector<float> pooled;
+    std::vector<int64_t> ids;
+    std::vector<float> top;
+    for (int64_t stream = first; stream < last; ++stream) {
+      int32_t* o = out + stream * kept;
+      if (s.length <= s.budget) {
+        for (int64_t i = 0; i < s.length; ++i) o[i] = static_cast<int32_t>(i);
+        continue;
+      }
+      int64_t n = 0;
+      for (int64_t i = 0; i < s.sinks; ++i) o[n++] = static_cast<int32_t>(i);
+      if (heavy > 0) {
+        const float* row = s.scores + stream * s.length;
+        pooled.resize(static_cast<size_t>(end - begin));
+        if (s.pool == Pool::kNone) {
+          std::copy(row + begin, row + end, pooled.begin());
+        } else {
+          pool_row(row, s.length, begin, end, s.pool, s.kernel, pooled.data());
+        }
+        ids.resize(static_cast<size_t>(heavy));
+        top.resize(static_cast<size_t>(heavy));
+        topk<float>(make_view2<const float>(pooled.data(), 1, end - begin), heavy, make_view2(ids.data(), 1, heavy),
+                    make_view2(top.data(), 1, heavy));
+        std::sort(ids.begin(), ids.end());
+        for (int64_t id : ids) o[n++] = static_cast<int32_t>(begin + id);
+      }
+      for (int64_t i = end; i < s.length; ++i) o[n++] = static_cast<int32_t>(i);
+    }
+  });
+}
+
+}  // namespace ragkernels::kv

@@ -1,0 +1,33 @@
+// Which cached positions an eviction policy keeps (StreamingLLM, H2O, SnapKV).
+//
+// Each stream (batch row x KV head) of `length` positions keeps at most
+// `budget`: its first `sinks` positions (attention sinks), its last `recent`
+// (the local window, or SnapKV's observation window), and the
+// budget - sinks - recent best of the positions between them by score, after
+// an optional 1-D pooling of the scores ('same' size, as torch's
+// max_pool1d / avg_pool1d with padding kernel // 2, stride 1, and
+// count_include_pad for the average: SnapKV's clustering). Ties go to the
+// earlier position; NaN scores rank last. Kept positions come out increasing.
+#pragma once
+
+#include <cstdint>
+
+namespace ragkernels::kv {
+
+enum class Pool : int { kNone = 0, kMax = 1, kAvg = 2 };
+
+struct Selection {
+  const float* scores = nullptr;  // [streams][length], or nullptr when nothing is chosen by score
+  int64_t streams = 0;
+  int64_t length = 0;
+  int64_t sinks = 0;
+  int64_t recent = 0;
+  int64_t budget = 0;  // >= sinks + recent
+  Pool pool = Pool::kNone;
+  int64_t kernel = 1;  // odd
+};
+
+// Writes min(budget, length) positions per stream to out [streams][min(budget, length)].
+void select_positions(const Selection& s, int32_t* out);
+
+}  // namespace ragkernels::kv
