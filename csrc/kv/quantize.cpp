@@ -104,19 +104,19 @@ float16 from_bits(uint16_t bits) {
   return out;
 }
 
+float to_float(float16 h) { return half_to_float(bits_of(h)); }
+
 // The largest float16 <= x, and the smallest float16 >= x (x finite).
 float16 round_down(float x) {
-  const float16 h = static_cast<float16>(x);
-  if (static_cast<float>(h) <= x) return h;
-  const uint16_t b = bits_of(h);
+  const uint16_t b = float_to_half(x);
+  if (half_to_float(b) <= x) return from_bits(b);
   if ((b & 0x7fff) == 0) return from_bits(0x8001);
   return from_bits((b & 0x8000) ? static_cast<uint16_t>(b + 1) : static_cast<uint16_t>(b - 1));
 }
 
 float16 round_up(float x) {
-  const float16 h = static_cast<float16>(x);
-  if (static_cast<float>(h) >= x) return h;
-  const uint16_t b = bits_of(h);
+  const uint16_t b = float_to_half(x);
+  if (half_to_float(b) >= x) return from_bits(b);
   if ((b & 0x7fff) == 0) return from_bits(0x0001);
   return from_bits((b & 0x8000) ? static_cast<uint16_t>(b - 1) : static_cast<uint16_t>(b + 1));
 }
@@ -129,24 +129,41 @@ void group_params(float lo, float hi, bool finite, int levels, float16* scale, f
     return;
   }
   const float16 m = round_down(lo);
-  const float16 s = round_up((hi - static_cast<float>(m)) / static_cast<float>(levels));
-  RK_CHECK_ARG(std::isfinite(static_cast<float>(m)) && std::isfinite(static_cast<float>(s)),
+  const float16 s = round_up((hi - to_float(m)) / static_cast<float>(levels));
+  RK_CHECK_ARG(std::isfinite(to_float(m)) && std::isfinite(to_float(s)),
                "KV quantization: a group spans [", lo, ", ", hi,
                "], beyond what a float16 scale and minimum hold (|x| <= 65504)");
   *scale = s;
   *minimum = m;
 }
 
+// floor((x - m) / s + 1/2) clamped to [0, levels]; the clamp comes first, so
+// truncation is the floor (and no libm call).
 uint8_t code_of(float x, float minimum, float inverse_scale, int levels) {
-  float v = std::floor((x - minimum) * inverse_scale + 0.5f);
+  float v = (x - minimum) * inverse_scale + 0.5f;
   if (!(v >= 0.0f)) v = 0.0f;  // NaN too
   if (v > static_cast<float>(levels)) v = static_cast<float>(levels);
-  return static_cast<uint8_t>(v);
+  return static_cast<uint8_t>(static_cast<int>(v));
+}
+
+RK_TARGET_CLONES void codes_of(const float* x, const float* minimum, const float* inverse_scale, int levels,
+                               int64_t n, uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = code_of(x[i], minimum[i], inverse_scale[i], levels);
 }
 
 float inverse(float16 scale) {
-  const float s = static_cast<float>(scale);
+  const float s = to_float(scale);
   return s > 0.0f ? 1.0f / s : 0.0f;
+}
+
+// row = row * scale + minimum, channel by channel
+RK_TARGET_CLONES void scale_shift(float* row, const float* scale, const float* minimum, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) row[i] = row[i] * scale[i] + minimum[i];
+}
+
+RK_TARGET_CLONES void to_floats(const float16* in, int64_t n, float* out) {
+  const uint16_t* bits = reinterpret_cast<const uint16_t*>(in);
+  for (int64_t i = 0; i < n; ++i) out[i] = half_to_float(bits[i]);
 }
 
 void check_quantize_args(const Tokens& x, int bits, int group, const char* op) {
@@ -177,14 +194,14 @@ void quantize_key_block(const Tokens& keys, int bits, int64_t stream, int64_t be
   std::vector<float> base(dim), inverse_scale(dim);
   for (int64_t d = 0; d < dim; ++d) {
     group_params(lo[d], hi[d], probe[d] == 0.0f, levels, scale + d, minimum + d);
-    base[d] = static_cast<float>(minimum[d]);
+    base[d] = to_float(minimum[d]);
     inverse_scale[d] = inverse(scale[d]);
   }
   const int64_t row_bytes = packed_bytes(dim, bits);
   row_codes.resize(static_cast<size_t>(dim));
   for (int64_t t = 0; t < count; ++t) {
     const float* x = rows.data() + t * dim;
-    for (int64_t d = 0; d < dim; ++d) row_codes[d] = code_of(x[d], base[d], inverse_scale[d], levels);
+    codes_of(x, base.data(), inverse_scale.data(), levels, dim, row_codes.data());
     pack_row(row_codes.data(), bits, dim, codes + t * row_bytes);
   }
 }
@@ -202,7 +219,7 @@ void quantize_value_row(const float* x, int64_t dim, int bits, int group, uint8_
       probe += x[d] - x[d];
     }
     group_params(lo, hi, probe == 0.0f, levels, scale + k, minimum + k);
-    const float base = static_cast<float>(minimum[k]);
+    const float base = to_float(minimum[k]);
     const float inverse_scale = inverse(scale[k]);
     for (int64_t d = g0; d < g1; ++d) row_codes[d] = code_of(x[d], base, inverse_scale, levels);
   }
@@ -291,17 +308,16 @@ void dequantize_keys(const PackedKeys& keys, const MutableTokens& out) {
   parallel_for(
       0, keys.streams,
       [&](int64_t first, int64_t last) {
-        std::vector<float> row(static_cast<size_t>(dim));
+        std::vector<float> row(static_cast<size_t>(dim)), scale(dim), minimum(dim);
         for (int64_t s = first; s < last; ++s) {
           const int32_t* offsets = keys.offsets + s * (keys.blocks + 1);
           for (int64_t j = 0; j < keys.blocks; ++j) {
-            const float16* scale = keys.scale + (s * keys.blocks + j) * dim;
-            const float16* minimum = keys.minimum + (s * keys.blocks + j) * dim;
+            if (offsets[j] == offsets[j + 1]) continue;
+            to_floats(keys.scale + (s * keys.blocks + j) * dim, dim, scale.data());
+            to_floats(keys.minimum + (s * keys.blocks + j) * dim, dim, minimum.data());
             for (int64_t t = offsets[j]; t < offsets[j + 1]; ++t) {
               unpack_row(keys.codes + (s * keys.tokens + t) * row_bytes, keys.bits, dim, row.data());
-              for (int64_t d = 0; d < dim; ++d) {
-                row[d] = row[d] * static_cast<float>(scale[d]) + static_cast<float>(minimum[d]);
-              }
+              scale_shift(row.data(), scale.data(), minimum.data(), dim);
               store_row(out, s, t, row.data());
             }
           }
@@ -315,15 +331,17 @@ void dequantize_values(const PackedValues& values, const MutableTokens& out) {
   parallel_for(
       0, values.streams * values.tokens,
       [&](int64_t first, int64_t last) {
-        std::vector<float> row(static_cast<size_t>(dim));
+        std::vector<float> row(static_cast<size_t>(dim)), channel_scale(dim), channel_minimum(dim);
         for (int64_t item = first; item < last; ++item) {
           unpack_row(values.codes + item * row_bytes, values.bits, dim, row.data());
           const float16* scale = values.scale + item * groups;
           const float16* minimum = values.minimum + item * groups;
-          for (int64_t d = 0; d < dim; ++d) {
-            const int64_t k = d / values.group;
-            row[d] = row[d] * static_cast<float>(scale[k]) + static_cast<float>(minimum[k]);
+          for (int64_t k = 0; k < groups; ++k) {
+            const int64_t g0 = k * values.group, g1 = std::min<int64_t>(dim, g0 + values.group);
+            std::fill(channel_scale.begin() + g0, channel_scale.begin() + g1, to_float(scale[k]));
+            std::fill(channel_minimum.begin() + g0, channel_minimum.begin() + g1, to_float(minimum[k]));
           }
+          scale_shift(row.data(), channel_scale.data(), channel_minimum.data(), dim);
           store_row(out, item / values.tokens, item % values.tokens, row.data());
         }
       },

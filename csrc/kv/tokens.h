@@ -73,8 +73,8 @@ inline void load_row(const Tokens& t, int64_t stream, int64_t token, float* out)
       break;
     }
     case Dtype::kFloat16: {
-      const float16* src = static_cast<const float16*>(t.data) + at;
-      for (int64_t d = 0; d < t.dim; ++d) out[d] = static_cast<float>(src[d]);
+      const uint16_t* src = static_cast<const uint16_t*>(t.data) + at;
+      for (int64_t d = 0; d < t.dim; ++d) out[d] = half_to_float(src[d]);
       break;
     }
     case Dtype::kBFloat16: {
@@ -95,8 +95,8 @@ inline void store_row(const MutableTokens& t, int64_t stream, int64_t token, con
       break;
     }
     case Dtype::kFloat16: {
-      float16* dst = static_cast<float16*>(t.data) + at;
-      for (int64_t d = 0; d < t.dim; ++d) dst[d] = static_cast<float16>(row[d]);
+      uint16_t* dst = static_cast<uint16_t*>(t.data) + at;
+      for (int64_t d = 0; d < t.dim; ++d) dst[d] = float_to_half(row[d]);
       break;
     }
     case Dtype::kBFloat16: {
