@@ -22,7 +22,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 import numpy as np
 
 import ragkernels as rk
-from fuzz import checks, seeds
+from fuzz import checks, kv_stream, seeds
 
 Loader = Callable[[pathlib.Path, pathlib.Path], Any]
 
@@ -281,6 +281,11 @@ TARGETS: Tuple[Target, ...] = (
             about="rk.spec.Datastore.load, then the sorted array and drafts against brute force"),
     *binary("trie", _load_trie, seeds.trie_seeds, _check_trie, after=_trie_unverified,
             about="rk.spec.Trie.load, then the arrays against the trie rebuilt from its own sequences"),
+    # Not the container format: the stream's own checksums are recomputed by the loader instead.
+    Target("kv_stream", "input.kv", kv_stream.load, kv_stream.seeds, kv_stream.check,
+           about="rk.kv.decode, then every layer dequantized and attended (raw bytes)"),
+    Target("kv_stream_fixed", "input.kv", kv_stream.load_resealed, kv_stream.seeds, kv_stream.check,
+           about="rk.kv.decode of the input with its checksums recomputed: the field checks"),
 )
 
 

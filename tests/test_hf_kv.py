@@ -289,3 +289,104 @@ def test_policy_needs_the_attention_implementation():
         rk.hf.CompressedCache(model.config, policy="h2o")
     with pytest.raises(ValueError, match="one entry per layer"):
         rk.hf.CompressedCache(model.config, policy=kv.H2O([8, 8, 8]))
+
+
+# ---- the KV bitstream ------------------------------------------------------------------------
+
+def filled(model, bits, dtype=torch.float32, tokens=70, residual=8):
+    model = model.to(dtype)
+    ids, mask = prompts(length=tokens)
+    cache = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=residual)
+    step_logits(model, cache, ids, mask, steps=3)
+    return cache
+
+
+def same_content(a, b):
+    assert a.get_seq_length() == b.get_seq_length()
+    for x, y in zip(a.layers, b.layers):
+        assert (x.key_bits, x.value_bits, x.quantized_tokens, x.held) == (y.key_bits, y.value_bits,
+                                                                          y.quantized_tokens, y.held)
+        for s, t in zip(x.dequantized(), y.dequantized()):
+            assert s.dtype == t.dtype and torch.equal(s.view(torch.int16) if s.dtype == torch.bfloat16 else s,
+                                                      t.view(torch.int16) if t.dtype == torch.bfloat16 else t)
+
+
+@pytest.mark.parametrize("bits", [2, 3, 4, 8, None, [2, None]])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_bitstream_round_trip_is_exact(model, bits, dtype):
+    if isinstance(bits, list) and model.config.model_type == "gpt2":
+        bits = [2, 4]
+    cache = filled(model, bits, dtype)
+    blob = kv.encode(cache)
+    restored = kv.decode(blob, model.config)
+    same_content(cache, restored)
+    for x, y in zip(cache.layers, restored.layers):
+        if x.compressed:
+            for a, b in zip(x.quantized_keys[:4] + x.quantized_values[:3], y.quantized_keys[:4] + y.quantized_values[:3]):
+                assert torch.equal(a, b)
+    # the restored cache decodes on: the same next logits as the original
+    token = torch.tensor([[7], [8]])
+    mask = torch.ones(2, cache.get_seq_length() + 1, dtype=torch.long)
+    assert torch.equal(forward(model, cache, input_ids=token, attention_mask=mask).logits,
+                       forward(model, restored, input_ids=token, attention_mask=mask).logits)
+
+
+def test_bitstream_streams_through_a_file(tmp_path):
+    model = make_model("llama")
+    cache = filled(model, 3)
+    path = tmp_path / "passage.kv"
+    with open(path, "wb") as f:
+        assert kv.encode(cache, f) is None
+    with open(path, "rb") as f:
+        same_content(cache, kv.decode(f, model.config))
+    assert path.read_bytes() == kv.encode(cache)
+
+
+def test_bitstream_entropy_coding_pays_on_skewed_codes():
+    """Codes that repeat along tokens (the order-1 model's context) cost
+    less than their packed bits."""
+    model = make_model("llama")
+    cache = filled(model, 4, tokens=300)
+    before = len(kv.encode(cache))
+    code_bytes = 0
+    for layer in cache.layers:  # every odd token's key codes equal to its predecessor's
+        codes = layer.quantized_keys.codes
+        codes[:, :, 1::2] = codes[:, :, 0:-1:2]
+        code_bytes += codes.numel()
+    restored = kv.decode(kv.encode(cache), model.config)
+    same_content(cache, restored)
+    assert len(kv.encode(cache)) < before - 0.2 * code_bytes
+
+
+def test_bitstream_rejects_corruption_truncation_and_other_models():
+    model = make_model("llama")
+    cache = filled(model, 2)
+    blob = bytearray(kv.encode(cache))
+    restored = kv.decode(bytes(blob), model.config)
+    same_content(cache, restored)
+    for cut in (0, 10, 63, 64, 100, len(blob) - 1):
+        with pytest.raises(rk.FormatError, match="truncated|shorter"):
+            kv.decode(bytes(blob[:cut]), model.config)
+    with pytest.raises(rk.FormatError, match="follow the last layer"):
+        kv.decode(bytes(blob) + b"\0", model.config)
+    for at in (0, 9, 20, 70, 130, len(blob) // 2, len(blob) - 3):
+        bad = bytearray(blob)
+        bad[at] ^= 0x40
+        with pytest.raises(rk.FormatError):
+            kv.decode(bytes(bad), model.config)
+    bad = bytearray(blob)
+    bad[8] = 2  # format version 2
+    with pytest.raises(rk.FormatError, match="version 2"):
+        kv.decode(bytes(bad), model.config)
+    other = make_model("llama")
+    other.config.num_key_value_heads = 4
+    with pytest.raises(ValueError, match="another model config"):
+        kv.decode(bytes(blob), other.config)
+    with pytest.raises(ValueError, match="another model config"):
+        kv.decode(bytes(blob), make_model("gpt2").config)
+    with pytest.raises(TypeError, match="bytes or a binary file"):
+        kv.decode("blob", model.config)
+    with pytest.raises(TypeError, match="CompressedCache"):
+        kv.encode(DynamicCache())
+    with pytest.raises(ValueError, match="empty"):
+        kv.encode(rk.hf.CompressedCache(model.config))

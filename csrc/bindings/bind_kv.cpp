@@ -15,6 +15,7 @@
 
 #include "bindings/checks.h"
 #include "core/float16.h"
+#include "kv/bitstream.h"
 #include "kv/decode_attention.h"
 #include "kv/quantize.h"
 #include "kv/select.h"
@@ -292,6 +293,131 @@ py::array_t<int32_t> select_positions(const py::object& scores, int64_t streams,
   return out;
 }
 
+// ---- the KV bitstream ----------------------------------------------------------------------
+
+namespace bs = kv::bitstream;
+
+// A read-only view of a bytes-like object.
+std::pair<const uint8_t*, size_t> bytes_of(const py::buffer& b) {
+  const py::buffer_info info = b.request();
+  RK_CHECK_TYPE(info.ndim <= 1 && (info.ndim == 0 || info.strides[0] == info.itemsize), "kv stream: expected a "
+                "contiguous bytes-like object");
+  return {static_cast<const uint8_t*>(info.ptr), static_cast<size_t>(info.size * info.itemsize)};
+}
+
+py::bytes to_bytes(const std::vector<uint8_t>& v) { return py::bytes(reinterpret_cast<const char*>(v.data()), v.size()); }
+
+bs::StreamInfo header_of(const py::buffer& header) {
+  const auto [data, size] = bytes_of(header);
+  return bs::read_header(data, size);
+}
+
+py::bytes encode_header(uint32_t layers, uint32_t batch, uint32_t kv_heads, uint32_t head_dim, uint32_t value_dim,
+                        uint32_t group_size, uint32_t residual, int dtype, uint64_t length) {
+  RK_CHECK_ARG(dtype >= 0 && dtype <= 2, "kv stream: dtype code must be 0, 1 or 2");
+  bs::StreamInfo info{layers, batch, kv_heads, head_dim, value_dim, group_size, residual, static_cast<Dtype>(dtype),
+                      length};
+  std::vector<uint8_t> out;
+  bs::write_header(info, out);
+  bs::read_header(out.data(), out.size());  // the same checks a reader makes
+  return to_bytes(out);
+}
+
+py::dict decode_header(const py::buffer& header) {
+  const bs::StreamInfo i = header_of(header);
+  py::dict d;
+  d["layers"] = i.layers;
+  d["batch"] = i.batch;
+  d["kv_heads"] = i.kv_heads;
+  d["head_dim"] = i.head_dim;
+  d["value_dim"] = i.value_dim;
+  d["group_size"] = i.group_size;
+  d["residual"] = i.residual;
+  d["dtype"] = static_cast<int>(i.dtype);
+  d["length"] = i.length;
+  return d;
+}
+
+py::bytes encode_layer(const py::buffer& header, uint32_t index, int key_bits, int value_bits, uint64_t quantized,
+                       uint64_t residual, uint64_t blocks, const py::list& arrays) {
+  const bs::StreamInfo info = header_of(header);
+  bs::LayerHead head;
+  head.index = index;
+  head.key_bits = key_bits;
+  head.value_bits = value_bits;
+  head.quantized = quantized;
+  head.residual = residual;
+  head.blocks = blocks;
+  RK_CHECK_ARG(arrays.size() == bs::kSections, "kv stream: ", bs::kSections, " section arrays expected");
+  const auto sizes = bs::section_bytes(info, head);
+  std::array<const void*, bs::kSections> data{};
+  std::vector<py::array> keep;
+  for (int s = 0; s < bs::kSections; ++s) {
+    if (sizes[s] == 0 && arrays[s].is_none()) continue;
+    py::array a = as_ndarray(arrays[s], "kv stream", "a section");
+    RK_CHECK_ARG((a.flags() & py::array::c_style) && static_cast<uint64_t>(a.nbytes()) == sizes[s],
+                 "kv stream: section ", s, " must be a C-contiguous array of ", sizes[s], " bytes, got ", describe(a));
+    data[s] = a.data();
+    keep.push_back(std::move(a));
+  }
+  std::vector<uint8_t> out;
+  {
+    py::gil_scoped_release release;
+    bs::write_layer(info, head, data, out);
+  }
+  return to_bytes(out);
+}
+
+py::dict layer_head(const py::buffer& header, const py::buffer& chunk, uint32_t index) {
+  const bs::StreamInfo info = header_of(header);
+  const auto [data, size] = bytes_of(chunk);
+  const bs::LayerHead h = bs::read_layer_head(data, size, info, index);
+  py::dict d;
+  d["key_bits"] = h.key_bits;
+  d["value_bits"] = h.value_bits;
+  d["quantized"] = h.quantized;
+  d["residual"] = h.residual;
+  d["blocks"] = h.blocks;
+  d["chunk_bytes"] = h.chunk_bytes;
+  return d;
+}
+
+py::list decode_layer(const py::buffer& header, const py::buffer& chunk, uint32_t index) {
+  const bs::StreamInfo info = header_of(header);
+  const auto [data, size] = bytes_of(chunk);
+  const bs::LayerHead h = bs::read_layer_head(data, size, info, index);
+  const int64_t b = info.batch, heads = info.kv_heads, tq = static_cast<int64_t>(h.quantized);
+  const int64_t nb = static_cast<int64_t>(h.blocks), r = static_cast<int64_t>(h.residual);
+  const int64_t groups = (info.value_dim + info.group_size - 1) / info.group_size;
+  const char* residual_dtype = info.dtype == Dtype::kFloat32 ? "float32" : info.dtype == Dtype::kFloat16 ? "float16"
+                                                                                                           : "int16";
+  py::list out;
+  std::array<void*, bs::kSections> targets{};
+  auto add = [&](int s, const char* dtype, std::vector<int64_t> shape) {
+    py::array a(py::dtype(dtype), shape);
+    targets[s] = a.mutable_data();
+    out.append(a);
+  };
+  if (h.compressed()) {
+    add(bs::kKeyCodes, "uint8", {b, heads, tq, kv::packed_bytes(info.head_dim, h.key_bits)});
+    add(bs::kKeyScale, "float16", {b, heads, nb, info.head_dim});
+    add(bs::kKeyMinimum, "float16", {b, heads, nb, info.head_dim});
+    add(bs::kKeyOffsets, "int32", {b, heads, nb + 1});
+    add(bs::kValueCodes, "uint8", {b, heads, tq, kv::packed_bytes(info.value_dim, h.value_bits)});
+    add(bs::kValueScale, "float16", {b, heads, tq, groups});
+    add(bs::kValueMinimum, "float16", {b, heads, tq, groups});
+  } else {
+    for (int s = 0; s < bs::kResidualKeys; ++s) out.append(py::none());
+  }
+  add(bs::kResidualKeys, residual_dtype, {b, heads, r, info.head_dim});
+  add(bs::kResidualValues, residual_dtype, {b, heads, r, info.value_dim});
+  {
+    py::gil_scoped_release release;
+    bs::read_layer(data, std::min<size_t>(size, h.chunk_bytes), info, h, targets);
+  }
+  return out;
+}
+
 }  // namespace
 
 void bind_kv(py::module_& m) {
@@ -308,6 +434,14 @@ void bind_kv(py::module_& m) {
         py::arg("value_scale"), py::arg("value_minimum"), py::arg("value_bits"), py::arg("value_group_size"),
         py::arg("residual_keys"), py::arg("residual_values"), py::arg("mask"), py::arg("scaling"),
         py::arg("bfloat16") = false);
+  m.def("kv_encode_header", &encode_header, py::arg("layers"), py::arg("batch"), py::arg("kv_heads"),
+        py::arg("head_dim"), py::arg("value_dim"), py::arg("group_size"), py::arg("residual"), py::arg("dtype"),
+        py::arg("length"));
+  m.def("kv_decode_header", &decode_header, py::arg("header"));
+  m.def("kv_encode_layer", &encode_layer, py::arg("header"), py::arg("index"), py::arg("key_bits"),
+        py::arg("value_bits"), py::arg("quantized"), py::arg("residual"), py::arg("blocks"), py::arg("arrays"));
+  m.def("kv_layer_head", &layer_head, py::arg("header"), py::arg("chunk"), py::arg("index"));
+  m.def("kv_decode_layer", &decode_layer, py::arg("header"), py::arg("chunk"), py::arg("index"));
   m.def("kv_select_positions", &select_positions, py::arg("scores"), py::arg("streams"), py::arg("length"),
         py::arg("sinks"), py::arg("recent"), py::arg("budget"), py::arg("pooling"), py::arg("kernel"));
 }

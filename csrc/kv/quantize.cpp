@@ -77,21 +77,6 @@ void pack_plane(const uint8_t* codes, int width, int64_t count, uint8_t* row) {
   }
 }
 
-void pack_row(uint8_t* codes, int bits, int64_t count, uint8_t* row) {
-  if (bits != 3) {
-    pack_plane(codes, bits, count, row);
-    return;
-  }
-  // Low two bits, then the high bit, each its own plane.
-  std::vector<uint8_t> high(static_cast<size_t>(count));
-  for (int64_t i = 0; i < count; ++i) {
-    high[i] = static_cast<uint8_t>(codes[i] >> 2);
-    codes[i] &= 3;
-  }
-  pack_plane(codes, 2, count, row);
-  pack_plane(high.data(), 1, count, row + packed_bytes(count, 2));
-}
-
 uint16_t bits_of(float16 h) {
   uint16_t out;
   std::memcpy(&out, &h, sizeof out);
@@ -202,7 +187,7 @@ void quantize_key_block(const Tokens& keys, int bits, int64_t stream, int64_t be
   for (int64_t t = 0; t < count; ++t) {
     const float* x = rows.data() + t * dim;
     codes_of(x, base.data(), inverse_scale.data(), levels, dim, row_codes.data());
-    pack_row(row_codes.data(), bits, dim, codes + t * row_bytes);
+    pack_codes(row_codes.data(), bits, dim, codes + t * row_bytes);
   }
 }
 
@@ -223,7 +208,7 @@ void quantize_value_row(const float* x, int64_t dim, int bits, int group, uint8_
     const float inverse_scale = inverse(scale[k]);
     for (int64_t d = g0; d < g1; ++d) row_codes[d] = code_of(x[d], base, inverse_scale, levels);
   }
-  pack_row(row_codes.data(), bits, dim, codes);
+  pack_codes(row_codes.data(), bits, dim, codes);
 }
 
 int64_t grain_for(int64_t elements_per_item) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, elements_per_item)); }
@@ -235,6 +220,35 @@ bool supported_bits(int bits) { return bits == 2 || bits == 3 || bits == 4 || bi
 int64_t packed_bytes(int64_t count, int bits) {
   if (bits == 3) return (count + 3) / 4 + (count + 7) / 8;
   return (count * bits + 7) / 8;
+}
+
+void pack_codes(const uint8_t* codes, int bits, int64_t count, uint8_t* row) {
+  if (bits != 3) {
+    pack_plane(codes, bits, count, row);
+    return;
+  }
+  // Low two bits, then the high bit, each its own plane.
+  std::vector<uint8_t> plane(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) plane[i] = codes[i] & 3;
+  pack_plane(plane.data(), 2, count, row);
+  for (int64_t i = 0; i < count; ++i) plane[i] = codes[i] >> 2;
+  pack_plane(plane.data(), 1, count, row + packed_bytes(count, 2));
+}
+
+void unpack_codes(const uint8_t* row, int bits, int64_t count, uint8_t* codes) {
+  auto plane = [&](const uint8_t* bytes, int width, int shift) {
+    const int per_byte = 8 / width, mask = (1 << width) - 1;
+    for (int64_t i = 0; i < count; ++i) {
+      codes[i] |= static_cast<uint8_t>(((bytes[i / per_byte] >> ((i % per_byte) * width)) & mask) << shift);
+    }
+  };
+  std::memset(codes, 0, static_cast<size_t>(count));
+  if (bits == 3) {
+    plane(row, 2, 0);
+    plane(row + packed_bytes(count, 2), 1, 2);
+  } else {
+    plane(row, bits, 0);
+  }
 }
 
 void unpack_row(const uint8_t* row, int bits, int64_t count, float* out) {

@@ -85,6 +85,11 @@ void check_key_offsets(const PackedKeys& keys);
 void dequantize_keys(const PackedKeys& keys, const MutableTokens& out);
 void dequantize_values(const PackedValues& values, const MutableTokens& out);
 
+// Packs `count` codes (each < 2^bits) into a row, and back (the bitstream
+// codes rows as symbols).
+void pack_codes(const uint8_t* codes, int bits, int64_t count, uint8_t* row);
+void unpack_codes(const uint8_t* row, int bits, int64_t count, uint8_t* codes);
+
 // Unpacks `count` codes of a packed row as floats (the fused attention reads
 // codes this way, a row at a time).
 void unpack_row(const uint8_t* row, int bits, int64_t count, float* out);

@@ -229,6 +229,23 @@ class SnapKV(Policy):
         super().__init__(budget)
 
 
+def encode(cache: Any, file: Any = None) -> Optional[bytes]:
+    """A ``ragkernels.hf.CompressedCache`` as a KV bitstream (docs/formats.md):
+    versioned, checksummed per section, codes entropy coded where that is
+    smaller; bytes, or written layer by layer to a binary ``file``."""
+    from ragkernels.hf.compressed_cache import encode as encode_cache
+    return encode_cache(cache, file)
+
+
+def decode(source: Any, config: Any) -> Any:
+    """The ``ragkernels.hf.CompressedCache`` a KV bitstream holds (bytes or a
+    binary file read layer by layer), for the model of ``config``: bit for bit
+    what was encoded. ValueError for a stream of another model config;
+    ragkernels.FormatError when truncated, corrupt or of a newer version."""
+    from ragkernels.hf.compressed_cache import decode as decode_cache
+    return decode_cache(source, config)
+
+
 def nbytes(packed: Any) -> int:
     """Bytes held by a QuantizedKeys or QuantizedValues, every scale, minimum and offset included."""
     return int(sum(_packed(a).nbytes for a in packed if not isinstance(a, int)))

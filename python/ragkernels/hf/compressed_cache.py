@@ -34,7 +34,7 @@ from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
 from transformers.modeling_utils import AttentionInterface
 
-from ragkernels import kv
+from ragkernels import _core, kv
 from ragkernels._checks import check_int
 
 FUSED_ATTENTION = "ragkernels_kv"
@@ -254,6 +254,22 @@ class CompressedLayer(CacheLayerMixin):
                                    mask=mask, scaling=scaling)
 
     # -- internals ------------------------------------------------------------------------------
+    def _restore(self, arrays: list, head: dict, info: dict, dtype: torch.dtype) -> None:
+        """This layer's state from a decoded KV stream chunk (decode)."""
+        self.key_bits, self.value_bits = head["key_bits"] or None, head["value_bits"] or None
+        residual = [torch.from_numpy(a) for a in arrays[7:]]
+        if dtype == torch.bfloat16:
+            residual = [t.view(torch.bfloat16) for t in residual]
+        self.keys, self.values = residual
+        self.dtype, self.device, self.head_dim = dtype, torch.device("cpu"), info["head_dim"]
+        if self.compressed:
+            self.quantized_keys = kv.QuantizedKeys(*(torch.from_numpy(a) for a in arrays[:4]), self.key_bits)
+            self.quantized_values = kv.QuantizedValues(*(torch.from_numpy(a) for a in arrays[4:7]), self.value_bits,
+                                                       self.group_size)
+        self.length = info["length"]
+        self._tail = self.held
+        self.is_initialized = True
+
     def _keep_slots(self, keep: torch.Tensor) -> None:
         """Keeps held slots ``keep`` ([batch, n] or [batch, heads, n]), in that order."""
         batch, heads = self.keys.shape[:2]
@@ -441,6 +457,125 @@ class CompressedCache(Cache):
         for layer in self.layers:
             if layer.is_initialized:
                 layer.compact(torch.as_tensor(keep))
+
+
+_DTYPE_CODES = {torch.float32: 0, torch.float16: 1, torch.bfloat16: 2}
+_HEADER_BYTES = 64
+_LAYER_HEAD_BYTES = 56
+
+
+def encode(cache: CompressedCache, file: Any = None) -> Optional[bytes]:
+    """The cache as a KV bitstream (docs/formats.md): returned as bytes, or
+    written layer by layer to a binary ``file``."""
+    op = "encode"
+    if not isinstance(cache, CompressedCache):
+        raise TypeError(f"{op}: a ragkernels.hf.CompressedCache is needed, got {type(cache).__name__}")
+    layers = cache.layers
+    if not all(layer.is_initialized for layer in layers):
+        raise ValueError(f"{op}: the cache is empty (run a forward pass with it first)")
+    if any(layer.policy is not None for layer in layers):
+        raise ValueError(f"{op}: caches with an eviction policy are not encoded (their slots' positions are not "
+                         "part of format version 1)")
+    first = layers[0]
+    batch, heads, _, dim = first.keys.shape
+    dtypes = {layer.keys.dtype for layer in layers}
+    if len(dtypes) != 1 or first.keys.dtype not in _DTYPE_CODES:
+        raise TypeError(f"{op}: the layers' states must share one dtype of float32, float16 or bfloat16, got {dtypes}")
+    header = _core.kv_encode_header(len(layers), batch, heads, dim, first.values.shape[-1], first.group_size,
+                                    first.residual, _DTYPE_CODES[first.keys.dtype], first.length)
+    chunks = [header] + [_encode_layer(header, i, layer) for i, layer in enumerate(layers)]
+    if file is None:
+        return b"".join(chunks)
+    for chunk in chunks:
+        file.write(chunk)
+    return None
+
+
+def decode(source: Any, config: Any) -> CompressedCache:
+    """A CompressedCache from a KV bitstream (bytes, or a binary file read
+    layer by layer), for the model of ``config``: ValueError when the stream
+    was made for another model (layers, KV heads or head dimension differ),
+    FormatError when it is truncated, corrupt or of a newer format."""
+    name = getattr(source, "name", None)
+    try:
+        return _decode(_reader(source), config)
+    except ValueError as error:  # FormatError included: name the file it came from
+        if isinstance(name, str):
+            raise type(error)(f"{name}: {error}") from None
+        raise
+
+
+def _decode(read, config: Any) -> CompressedCache:
+    header = read(_HEADER_BYTES)
+    info = _core.kv_decode_header(header)
+    text = config.get_text_config(decoder=True)
+    expected = {"layers": text.num_hidden_layers,
+                "kv_heads": getattr(text, "num_key_value_heads", None) or text.num_attention_heads,
+                "head_dim": getattr(text, "head_dim", None) or text.hidden_size // text.num_attention_heads}
+    for name, value in expected.items():
+        if info[name] != value:
+            raise ValueError(f"decode: the KV stream was made for another model config ({name} {info[name]}, "
+                             f"this model has {value})")
+    cache = CompressedCache(config, key_bits=None, group_size=info["group_size"], residual=info["residual"])
+    dtype = next(d for d, code in _DTYPE_CODES.items() if code == info["dtype"])
+    for i, layer in enumerate(cache.layers):
+        head = read(_LAYER_HEAD_BYTES)
+        size = _core.kv_layer_head(header, head, i)["chunk_bytes"]
+        chunk = head + read(size - _LAYER_HEAD_BYTES)
+        layer._restore(_core.kv_decode_layer(header, chunk, i), _core.kv_layer_head(header, chunk, i), info, dtype)
+    rest = read(1, exact=False)
+    if rest:
+        raise rk_format_error("decode: bytes follow the last layer of the KV stream")
+    return cache
+
+
+def _encode_layer(header: bytes, index: int, layer: CompressedLayer) -> bytes:
+    residual = [kv._state(t.contiguous(), "encode", "residual")[0] for t in (layer.keys, layer.values)]
+    if layer.compressed:
+        k, v = layer.quantized_keys, layer.quantized_values
+        arrays = [kv._packed(a) for a in (*k[:4], *v[:3])] + residual
+        blocks = k.scale.shape[2]
+    else:
+        arrays, blocks = [None] * 7 + residual, 0
+    return _core.kv_encode_layer(header, index, layer.key_bits or 0, layer.value_bits or 0,
+                                 layer.quantized_tokens, layer.keys.shape[2], blocks, arrays)
+
+
+def _reader(source: Any):
+    """read(n) over bytes or a binary file; FormatError when fewer than n remain."""
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        view, at = memoryview(source).cast("B"), [0]
+
+        def read(n: int, exact: bool = True) -> bytes:
+            out = bytes(view[at[0]: at[0] + n])
+            at[0] += len(out)
+            if exact and len(out) != n:
+                raise rk_format_error("decode: the KV stream is truncated")
+            return out
+        return read
+    if not callable(getattr(source, "read", None)):
+        raise TypeError(f"decode: source must be bytes or a binary file, got {type(source).__name__}")
+
+    def read_file(n: int, exact: bool = True) -> bytes:
+        # in pieces: a corrupt size must not make one huge read
+        parts, left = [], n
+        while left > 0:
+            piece = source.read(min(left, 1 << 26))
+            if not isinstance(piece, bytes):
+                raise TypeError("decode: the file must be opened in binary mode")
+            if not piece:
+                break
+            parts.append(piece)
+            left -= len(piece)
+        out = b"".join(parts)
+        if exact and len(out) != n:
+            raise rk_format_error("decode: the KV stream is truncated")
+        return out
+    return read_file
+
+
+def rk_format_error(message: str) -> Exception:
+    return _core.FormatError(message)
 
 
 def enable_fused_attention(model: Any) -> None:
