@@ -4,6 +4,8 @@ off, equal to the reference layer of tests/reference/kv.py when on, exact
 crop/compact, generate in every mode, and speculative decoding on top."""
 import inspect
 
+import numpy as np
+
 import pytest
 
 torch = pytest.importorskip("torch")
@@ -390,3 +392,44 @@ def test_bitstream_rejects_corruption_truncation_and_other_models():
         kv.encode(DynamicCache())
     with pytest.raises(ValueError, match="empty"):
         kv.encode(rk.hf.CompressedCache(model.config))
+
+
+# ---- per-layer bits (KVTuner-style calibration) ------------------------------------------------
+
+def test_choose_bits_is_the_best_plan_under_the_budget():
+    import itertools
+
+    from ragkernels.hf.calibrate import choose_bits
+
+    rng = np.random.default_rng(0)
+    pairs = [(8, 8), (4, 4), (4, 2), (2, 2)]
+    for trial in range(30):
+        layers = int(rng.integers(1, 5))
+        sens = rng.random((layers, len(pairs))).tolist()
+        budget = float(rng.choice([2.0, 2.5, 3.0, 3.25, 4.0, 8.0]))
+        picks = choose_bits(sens, pairs, budget)
+        feasible = [c for c in itertools.product(range(len(pairs)), repeat=layers)
+                    if sum(sum(pairs[i]) for i in c) <= 2 * budget * layers]
+        best = min(sum(sens[l][i] for l, i in enumerate(c)) for c in feasible)
+        assert sum(sum(pairs[i]) for i in picks) <= 2 * budget * layers
+        assert sum(sens[l][i] for l, i in enumerate(picks)) == pytest.approx(best)
+    with pytest.raises(ValueError, match="below the cheapest"):
+        choose_bits([[0.1, 0.2]], [(4, 4), (2, 2)], 1.5)
+
+
+def test_calibrate_bits_on_a_tiny_model():
+    model = make_model("llama")
+    ids = torch.randint(1, VOCAB, (1, 160), generator=torch.Generator().manual_seed(4))
+    plan = kv.calibrate_bits(model, ids, budget_bits=3.25, pairs=[(8, 8), (4, 4), (2, 2)], chunk=32)
+    assert len(plan.key_bits) == len(plan.value_bits) == 2 and plan.average <= 3.25
+    assert len(plan.sensitivity) == 2 and all(len(row) == 3 for row in plan.sensitivity)
+    assert all(row[2] > row[0] for row in plan.sensitivity)  # 2-bit hurts more than 8-bit
+    rich = kv.calibrate_bits(model, ids, budget_bits=8, pairs=[(8, 8), (2, 2)], chunk=32)
+    assert rich.key_bits == rich.value_bits == [8, 8]
+    cache = rk.hf.CompressedCache(model.config, key_bits=plan.key_bits, value_bits=plan.value_bits, group_size=8,
+                                  residual=8)
+    step_logits(model, cache, *prompts(), steps=4)
+    with pytest.raises(ValueError, match="more than chunk"):
+        kv.calibrate_bits(model, ids[:, :10], chunk=32)
+    with pytest.raises(ValueError, match="pair's bits"):
+        kv.calibrate_bits(model, ids, pairs=[(5, 4)])

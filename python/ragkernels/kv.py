@@ -246,6 +246,14 @@ def decode(source: Any, config: Any) -> Any:
     return decode_cache(source, config)
 
 
+def calibrate_bits(model: Any, calibration_ids: Any, budget_bits: float = 3.25, **kwargs: Any) -> Any:
+    """Per-layer (key bits, value bits) under a mean-bits budget, KVTuner-style
+    (``ragkernels.hf.calibrate``): a ``BitPlan`` whose ``key_bits`` and
+    ``value_bits`` go to ``rk.hf.CompressedCache``."""
+    from ragkernels.hf.calibrate import calibrate_bits as run
+    return run(model, calibration_ids, budget_bits, **kwargs)
+
+
 def nbytes(packed: Any) -> int:
     """Bytes held by a QuantizedKeys or QuantizedValues, every scale, minimum and offset included."""
     return int(sum(_packed(a).nbytes for a in packed if not isinstance(a, int)))
