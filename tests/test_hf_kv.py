@@ -433,3 +433,55 @@ def test_calibrate_bits_on_a_tiny_model():
         kv.calibrate_bits(model, ids[:, :10], chunk=32)
     with pytest.raises(ValueError, match="pair's bits"):
         kv.calibrate_bits(model, ids, pairs=[(5, 4)])
+
+
+# ---- query-aware selection: Quest pages, SentenceKV sentences --------------------------------
+
+@pytest.mark.parametrize("bits", [None, 4])
+@pytest.mark.parametrize("kind", ["quest", "sentence"])
+def test_selection_step_equals_reference(kind, bits):
+    """A decoding step attends to exactly the pages / sentences the float64
+    reference picks, over the cache's own (dequantized) keys and values."""
+    model = make_model("llama")
+    rk.hf.enable_fused_attention(model)
+    selection = kv.Quest(budget=32, page_size=8) if kind == "quest" else kv.SentenceKV(budget=30)
+    cache = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=8, selection=selection)
+    ids, mask = prompts(batch=1, length=90)
+    starts = np.array([0, 7, 19, 33, 40, 61, 77, 90])
+    cache.set_sentences(starts)
+    forward(model, cache, input_ids=ids, attention_mask=mask)
+    forward(model, cache, input_ids=torch.tensor([[5]]), attention_mask=torch.ones(1, 91, dtype=torch.long))
+    layer = cache.layers[1]
+    keys, values = layer.dequantized()
+    heads = keys.shape[1]
+    query = torch.randn(1, 2 * heads, 1, keys.shape[3], generator=torch.Generator().manual_seed(1))
+    got = layer.attend(query, None, keys.shape[3] ** -0.5)[:, 0]  # [batch, q_heads, dim]
+    expected = ref.selected_attention(query.numpy(), keys.numpy(), values.numpy(), kind, selection.budget,
+                                      page_size=8, sentence_starts=starts)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-4, atol=1e-5)
+    # whole generations run, and the full cache is kept
+    fresh = rk.hf.CompressedCache(model.config, key_bits=bits, group_size=8, residual=8, selection=selection)
+    fresh.set_sentences(starts)
+    out = model.generate(ids, cache=fresh, max_new_tokens=6, do_sample=False)
+    assert out.shape == (1, 96) and fresh.layers[0].held == fresh.get_seq_length() == 95
+
+
+def test_sentence_starts_and_selection_errors():
+    class Tokenizer:  # characters as tokens
+        def decode(self, ids):
+            return "".join(chr(i) for i in ids)
+
+    text = "One here. Two there! Three?"
+    starts = rk.hf.sentence_starts(Tokenizer(), [ord(c) for c in text])
+    assert starts.tolist() == [0, 10, 21, len(text)]
+    model = make_model("llama")
+    with pytest.raises(ValueError, match="enable_fused_attention"):
+        step_logits(model, rk.hf.CompressedCache(model.config, selection=kv.Quest(32)), *prompts(), steps=1)
+    with pytest.raises(ValueError, match="do not combine"):
+        rk.hf.CompressedCache(model.config, policy=kv.H2O(8), selection=kv.Quest(32))
+    with pytest.raises(TypeError, match="selection"):
+        rk.hf.CompressedCache(model.config, selection="quest")
+    with pytest.raises(ValueError, match="budget"):
+        kv.Quest(budget=8, page_size=16)
+    with pytest.raises(ValueError, match="begin at 0"):
+        rk.hf.CompressedCache(model.config, selection=kv.SentenceKV(8)).set_sentences([3, 9])

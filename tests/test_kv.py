@@ -318,3 +318,27 @@ def test_policy_budgets_and_errors():
         rk._core.kv_select_positions(None, 1, 10, 0, 3, 5, "none", 1)
     with pytest.raises(ValueError, match="odd"):
         rk._core.kv_select_positions(np.zeros((1, 10), np.float32), 1, 10, 0, 3, 5, "max", 2)
+
+
+def test_page_bounds_and_sentence_means_match_numpy():
+    rng = np.random.default_rng(12)
+    keys = states(rng, 2, 3, 37, 8)
+    keys[1, 2, 5, 3] = np.nan
+    low, high = kv.page_bounds(keys, 16)
+    assert low.shape == high.shape == (2, 3, 2, 8)
+    for p in range(2):
+        page = keys[:, :, p * 16:(p + 1) * 16]
+        with np.errstate(invalid="ignore"):
+            np.testing.assert_array_equal(low[:, :, p], np.min(page, axis=2))
+            np.testing.assert_array_equal(high[:, :, p], np.max(page, axis=2))
+    assert np.isnan(low[1, 2, 0, 3]) and np.isnan(high[1, 2, 0, 3])
+    means = kv.segment_means(keys, [0, 3, 20, 37])
+    np.testing.assert_allclose(means[0, 0, 1], keys[0, 0, 3:20].mean(0), rtol=1e-6)
+    bf = torch.from_numpy(keys).to(torch.bfloat16)
+    np.testing.assert_array_equal(kv.page_bounds(bf, 16)[1].numpy()[0], bf.float().numpy()[0, :, :32].reshape(3, 2, 16, 8).max(2))
+    with pytest.raises(ValueError, match="non-empty run"):
+        kv.segment_means(keys, [0, 5, 5])
+    with pytest.raises(ValueError, match="non-empty run"):
+        kv.segment_means(keys, [0, 38])
+    chosen = kv.choose_segments(np.array([[3.0, 1.0, 2.0, np.nan], [np.nan, 1.0, 1.0, 0.0]]), [5, 1, 2, 1], 6)
+    assert chosen.tolist() == [[True, True, False, False], [False, True, True, True]]

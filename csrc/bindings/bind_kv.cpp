@@ -293,6 +293,24 @@ py::array_t<int32_t> select_positions(const py::object& scores, int64_t streams,
   return out;
 }
 
+py::tuple segment_summaries(const py::array& keys, const py::array& starts, const std::string& kind,
+                            bool bfloat16) {
+  constexpr const char* kOp = "segment_summaries";
+  RK_CHECK_ARG(kind == "minmax" || kind == "mean", kOp, ": kind must be 'minmax' or 'mean', got '", kind, "'");
+  const kv::Tokens view = read_view(keys, bfloat16, kOp, "keys");
+  RK_CHECK_ARG(starts.ndim() == 1 && starts.shape(0) >= 1, kOp, ": starts must be 1-D with segments + 1 entries");
+  const int64_t segments = starts.shape(0) - 1;
+  const int64_t* s = packed<int64_t>(starts, {segments + 1}, kOp, "starts");
+  const bool minmax = kind == "minmax";
+  py::array_t<float> a({keys.shape(0), keys.shape(1), segments, view.dim});
+  py::array_t<float> b({minmax ? keys.shape(0) : 0, keys.shape(1), minmax ? segments : 0, view.dim});
+  {
+    py::gil_scoped_release release;
+    kv::segment_summaries(view, s, segments, minmax, a.mutable_data(), minmax ? b.mutable_data() : nullptr);
+  }
+  return py::make_tuple(a, b);
+}
+
 // ---- the KV bitstream ----------------------------------------------------------------------
 
 namespace bs = kv::bitstream;
@@ -442,6 +460,8 @@ void bind_kv(py::module_& m) {
         py::arg("value_bits"), py::arg("quantized"), py::arg("residual"), py::arg("blocks"), py::arg("arrays"));
   m.def("kv_layer_head", &layer_head, py::arg("header"), py::arg("chunk"), py::arg("index"));
   m.def("kv_decode_layer", &decode_layer, py::arg("header"), py::arg("chunk"), py::arg("index"));
+  m.def("kv_segment_summaries", &segment_summaries, py::arg("keys"), py::arg("starts"), py::arg("kind"),
+        py::arg("bfloat16") = false);
   m.def("kv_select_positions", &select_positions, py::arg("scores"), py::arg("streams"), py::arg("length"),
         py::arg("sinks"), py::arg("recent"), py::arg("budget"), py::arg("pooling"), py::arg("kernel"));
 }

@@ -77,4 +77,42 @@ void select_positions(const Selection& s, int32_t* out) {
   });
 }
 
+void segment_summaries(const Tokens& keys, const int64_t* starts, int64_t segments, bool minmax, float* out_a,
+                       float* out_b) {
+  RK_CHECK_ARG(segments >= 0, "segment summaries: segments must be >= 0");
+  for (int64_t j = 0; j < segments; ++j) {
+    RK_CHECK_ARG(starts[j] >= 0 && starts[j] < starts[j + 1] && starts[j + 1] <= keys.tokens,
+                 "segment summaries: segment ", j, " spans [", starts[j], ", ", starts[j + 1],
+                 "), not a non-empty run of increasing tokens within the ", keys.tokens, " cached");
+  }
+  const int64_t dim = keys.dim;
+  parallel_for(0, keys.streams * segments, [&](int64_t first, int64_t last) {
+    std::vector<float> row(static_cast<size_t>(dim));
+    for (int64_t item = first; item < last; ++item) {
+      const int64_t stream = item / segments, j = item % segments;
+      float* a = out_a + item * dim;
+      float* b = minmax ? out_b + item * dim : nullptr;
+      for (int64_t t = starts[j]; t < starts[j + 1]; ++t) {
+        load_row(keys, stream, t, row.data());
+        for (int64_t d = 0; d < dim; ++d) {
+          const float x = row[d];
+          if (t == starts[j]) {
+            a[d] = x;
+            if (b) b[d] = x;
+          } else if (minmax) {
+            a[d] = (x < a[d] || std::isnan(x)) && !std::isnan(a[d]) ? x : a[d];
+            b[d] = (x > b[d] || std::isnan(x)) && !std::isnan(b[d]) ? x : b[d];
+          } else {
+            a[d] += x;
+          }
+        }
+      }
+      if (!minmax) {
+        const float inv = 1.0f / static_cast<float>(starts[j + 1] - starts[j]);
+        for (int64_t d = 0; d < dim; ++d) a[d] *= inv;
+      }
+    }
+  });
+}
+
 }  // namespace ragkernels::kv

@@ -12,6 +12,8 @@
 
 #include <cstdint>
 
+#include "kv/tokens.h"
+
 namespace ragkernels::kv {
 
 enum class Pool : int { kNone = 0, kMax = 1, kAvg = 2 };
@@ -29,5 +31,14 @@ struct Selection {
 
 // Writes min(budget, length) positions per stream to out [streams][min(budget, length)].
 void select_positions(const Selection& s, int32_t* out);
+
+// Per-segment summaries of keys for query-aware selection: segment j of every
+// stream spans tokens [starts[j], starts[j + 1]) (non-empty, increasing,
+// within the stream). Quest's page bounds are the channel-wise minimum and
+// maximum (minmax = true: out_a = min, out_b = max); SentenceKV's sentence
+// key is the channel-wise mean (out_a; out_b unused). A NaN key makes its
+// segment's summary NaN. Outputs: float32 [streams][segments][dim].
+void segment_summaries(const Tokens& keys, const int64_t* starts, int64_t segments, bool minmax, float* out_a,
+                       float* out_b);
 
 }  // namespace ragkernels::kv

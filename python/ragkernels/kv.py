@@ -229,6 +229,72 @@ class SnapKV(Policy):
         super().__init__(budget)
 
 
+class Quest:
+    """Query-aware page selection (Tang et al., 2024): the cached keys are cut
+    into pages of ``page_size`` tokens with per-channel minimum and maximum;
+    at each decoding step the query's upper bound on a page's scores,
+    sum_d max(q_d min_d, q_d max_d), ranks the pages, and attention reads the
+    best ``budget // page_size`` pages plus the last, partial one. The whole
+    cache is kept: another query may pick other pages."""
+
+    def __init__(self, budget: int, page_size: int = 16):
+        self.page_size = check_int(page_size, "page_size", "Quest")
+        self.budget = check_int(budget, "budget", "Quest", minimum=self.page_size)
+
+    def __repr__(self) -> str:
+        return f"Quest(budget={self.budget}, page_size={self.page_size})"
+
+
+class SentenceKV:
+    """Sentence-level selection (after SentenceKV, Zhu et al., 2025): the
+    prompt's keys are mean-pooled per sentence (``sentence_starts``); at each
+    decoding step the sentences whose pooled key scores highest against the
+    query, as many as fit in ``budget`` tokens, are attended, with every token
+    after the last sentence. The whole cache is kept."""
+
+    def __init__(self, budget: int):
+        self.budget = check_int(budget, "budget", "SentenceKV")
+
+    def __repr__(self) -> str:
+        return f"SentenceKV(budget={self.budget})"
+
+
+def page_bounds(keys: Any, page_size: int) -> Tuple[Any, Any]:
+    """Quest's page bounds: float32 (minimum, maximum) ``[batch, heads, pages, dim]``
+    of keys ``[batch, heads, tokens, dim]`` over whole pages (a partial last page is left out)."""
+    page_size = check_int(page_size, "page_size", "page_bounds")
+    array, bfloat16, torch_like = _state(keys, "page_bounds", "keys")
+    pages = array.shape[2] // page_size
+    starts = np.arange(pages + 1, dtype=np.int64) * page_size
+    return _like(torch_like, *_core.kv_segment_summaries(array, starts, "minmax", bfloat16))
+
+
+def segment_means(keys: Any, starts: Any) -> Any:
+    """Mean key of each segment ``[starts[j], starts[j + 1])``: float32 ``[batch, heads, segments, dim]``."""
+    array, bfloat16, torch_like = _state(keys, "segment_means", "keys")
+    starts = np.ascontiguousarray(_packed(starts), dtype=np.int64)
+    return _like(torch_like, _core.kv_segment_summaries(array, starts, "mean", bfloat16)[0])[0]
+
+
+def choose_segments(scores: Any, lengths: Any, budget: int) -> np.ndarray:
+    """Segments to attend, per stream: best score first (ties: the earlier
+    segment), each taken when its tokens still fit in ``budget`` (so a long
+    segment is skipped for shorter ones after it). ``scores`` float
+    ``[streams, segments]`` (NaN ranks last), ``lengths`` int ``[segments]``;
+    returns bool ``[streams, segments]``."""
+    scores = np.asarray(_packed(scores), dtype=np.float64)
+    lengths = np.asarray(_packed(lengths), dtype=np.int64)
+    chosen = np.zeros(scores.shape, dtype=bool)
+    keyed = np.where(np.isnan(scores), -np.inf, scores)
+    for row in range(scores.shape[0]):
+        left = budget
+        for j in np.lexsort((np.arange(scores.shape[1]), np.isnan(scores[row]), -keyed[row])):
+            if lengths[j] <= left:
+                chosen[row, j] = True
+                left -= lengths[j]
+    return chosen
+
+
 def encode(cache: Any, file: Any = None) -> Optional[bytes]:
     """A ``ragkernels.hf.CompressedCache`` as a KV bitstream (docs/formats.md):
     versioned, checksummed per section, codes entropy coded where that is

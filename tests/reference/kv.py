@@ -294,3 +294,49 @@ def install_reference_attention(policy):
 
     AttentionInterface.register(REFERENCE_ATTENTION, attention)
     AttentionMaskInterface.register(REFERENCE_ATTENTION, sdpa_mask)
+
+
+def selected_attention(query, keys, values, kind, budget, page_size=16, sentence_starts=None):
+    """One decoding step of Quest or SentenceKV in float64: per KV head, the
+    segments' scores (Quest: sum_d max(q min, q max) over the page's keys;
+    SentenceKV: q . mean key), the best over the head's query heads, chosen
+    best first while they fit in `budget` tokens; attention over the chosen
+    segments' tokens and every token after the last segment."""
+    b, hq, _, d = query.shape
+    hkv, held = keys.shape[1], keys.shape[2]
+    rep = hq // hkv
+    if kind == "quest":
+        starts = list(range(0, (held // page_size) * page_size + 1, page_size))
+    else:
+        starts = list(sentence_starts)
+    allowed = np.ones((b, hkv, held), bool)
+    for i in range(b):
+        for h in range(hkv):
+            scores = []
+            for j in range(len(starts) - 1):
+                seg = keys[i, h, starts[j]:starts[j + 1]].astype(np.float64)
+                best = -np.inf
+                for r in range(rep):
+                    q = query[i, h * rep + r, 0].astype(np.float64)
+                    if kind == "quest":
+                        s = np.sum(np.maximum(q * seg.min(0), q * seg.max(0)))
+                    else:
+                        s = q @ seg.mean(0)
+                    best = max(best, s)
+                scores.append(best)
+            left = budget
+            keep = np.zeros(held, bool)
+            keep[starts[-1]:] = True
+            for j in sorted(range(len(scores)), key=lambda j: (-scores[j], j)):
+                if starts[j + 1] - starts[j] <= left:
+                    keep[starts[j]:starts[j + 1]] = True
+                    left -= starts[j + 1] - starts[j]
+            allowed[i, h] = keep
+    mask = np.where(allowed, 0.0, -np.inf)
+    out = np.zeros((b, hq, d))
+    for i in range(b):
+        for j in range(hq):
+            s = keys[i, j // rep].astype(np.float64) @ query[i, j, 0].astype(np.float64) * d ** -0.5 + mask[i, j // rep]
+            p = np.exp(s - s.max())
+            out[i, j] = (p / p.sum()) @ values[i, j // rep].astype(np.float64)
+    return out

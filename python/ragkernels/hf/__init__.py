@@ -13,12 +13,12 @@ from ragkernels.hf.trie import TrieConstraint
 
 __all__ = ["CompressedCache", "CrossEncoder", "Encoder", "ListwiseReranker", "SparseEncoder", "SparseVectors", "SpecStats",
            "SpeculativeDecoding", "SpeculativeOutput", "TrieConstraint", "document_text", "parse_permutation",
-           "speculative_decoding", "speculative_generate", "enable_fused_attention"]
+           "speculative_decoding", "speculative_generate", "enable_fused_attention", "sentence_starts"]
 
 
 def __getattr__(name):
     # The KV caches subclass transformers' classes, so they are defined when first asked for.
-    if name in ("CompressedCache", "CompressedLayer", "enable_fused_attention"):
+    if name in ("CompressedCache", "CompressedLayer", "enable_fused_attention", "sentence_starts"):
         from ragkernels.hf import compressed_cache
         return getattr(compressed_cache, name)
     raise AttributeError(f"module 'ragkernels.hf' has no attribute {name!r}")

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from typing import Any, List, Optional, Sequence, Union
 
+import numpy as np
 import torch
 from transformers.cache_utils import Cache, CacheLayerMixin
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -52,14 +53,17 @@ class CompressedLayer(CacheLayerMixin):
     is_croppable = True
 
     def __init__(self, key_bits: Optional[int], value_bits: Optional[int], group_size: int, residual: int,
-                 config: Any = None, policy: Optional[kv.Policy] = None, layer_idx: int = 0):
+                 config: Any = None, policy: Optional[kv.Policy] = None, layer_idx: int = 0,
+                 selection: Any = None):
         super().__init__()
         if (key_bits is None) != (value_bits is None):
             raise ValueError("CompressedLayer: key_bits and value_bits are both set or both None")
         self.key_bits, self.value_bits = key_bits, value_bits
         self.group_size, self.residual = group_size, residual
         self._config = config  # read for the attention implementation (fused decode attention)
-        self.policy, self.layer_idx = policy, layer_idx
+        self.policy, self.layer_idx, self.selection = policy, layer_idx, selection
+        self.sentence_starts = None  # SentenceKV: token starts of the prompt's sentences, and its end
+        self._summaries = None       # Quest page bounds / SentenceKV sentence keys, computed once per content
         self.quantized_keys: Optional[kv.QuantizedKeys] = None
         self.quantized_values: Optional[kv.QuantizedValues] = None
         self.length = 0        # tokens seen (positions), evicted ones included
@@ -93,9 +97,10 @@ class CompressedLayer(CacheLayerMixin):
         if not self.is_initialized:
             self.lazy_initialization(key_states, value_states)
         fused = getattr(self._config, "_attn_implementation", None) == FUSED_ATTENTION
-        if self.policy is not None and not fused:
-            raise ValueError(f"CompressedCache: the {type(self.policy).__name__} policy reads the attention of the "
-                             "queries; call ragkernels.hf.enable_fused_attention(model) first")
+        reader = self.policy if self.policy is not None else self.selection
+        if reader is not None and not fused:
+            raise ValueError(f"CompressedCache: {type(reader).__name__} reads the queries; call "
+                             "ragkernels.hf.enable_fused_attention(model) first")
         earlier = self.keys.shape[-2]
         self._new = key_states.shape[-2]
         self.length += self._new
@@ -104,7 +109,7 @@ class CompressedLayer(CacheLayerMixin):
         self.values = torch.cat([self.values, value_states], dim=-2)
         if self.compressed:
             self._flush(earlier)
-        if self.policy is not None or (fused and self.compressed and self._new == 1):
+        if self.policy is not None or (fused and self._new == 1 and (self.compressed or self.selection is not None)):
             return self._markers()
         return self.dequantized()
 
@@ -135,6 +140,7 @@ class CompressedLayer(CacheLayerMixin):
         if tokens_to_remove == 0 or not self.is_initialized:
             return
         drop = min(-tokens_to_remove, self.held)
+        self._summaries = None
         if self.held != self.length and drop > self._tail:
             raise ValueError(f"crop: only the last {self._tail} positions held are the last tokens seen "
                              f"(older ones were evicted around them); cannot remove {drop}")
@@ -222,6 +228,8 @@ class CompressedLayer(CacheLayerMixin):
     def attend(self, query: torch.Tensor, attention_mask: Optional[torch.Tensor], scaling: float) -> torch.Tensor:
         """Attention of this forward's queries over the layer (the tokens just
         added included); then the policy evicts. [batch, q, q_heads, dim]."""
+        if self.selection is not None:  # a decode step reading the selected pages or sentences
+            return self._attend_selected(query, attention_mask, scaling)
         if self.policy is None:  # a fused decode step
             return self.decode_attention(query, attention_mask, scaling).to(query.dtype)[:, None]
         q = query.shape[2]
@@ -272,6 +280,8 @@ class CompressedLayer(CacheLayerMixin):
 
     def _keep_slots(self, keep: torch.Tensor) -> None:
         """Keeps held slots ``keep`` ([batch, n] or [batch, heads, n]), in that order."""
+        self._summaries = None
+        self.sentence_starts = None  # the prompt's sentences no longer sit where they did
         batch, heads = self.keys.shape[:2]
         keep = keep.to(torch.int64)
         if keep.ndim == 2:
@@ -391,7 +401,42 @@ class CompressedLayer(CacheLayerMixin):
                                                k.minimum[:, :, used].contiguous(), offsets.contiguous(), k.bits)
         self.quantized_values = kv.QuantizedValues(*(_gather(a, keep) for a in v[:3]), v.bits, v.group_size)
 
+    def _attend_selected(self, query: torch.Tensor, attention_mask: Optional[torch.Tensor],
+                         scaling: float) -> torch.Tensor:
+        """Attention of one query token over the pages (Quest) or sentences
+        (SentenceKV) it ranks best, plus the tokens after them."""
+        keys, values = self.dequantized()
+        held, batch, heads = keys.shape[2], keys.shape[0], keys.shape[1]
+        starts = self._segment_starts(held)
+        allowed = torch.ones((batch, heads, 1, held), dtype=torch.bool)
+        if len(starts) > 1:
+            if self._summaries is None or self._summaries[0] != len(starts):
+                kind = kv.page_bounds(keys, self.selection.page_size) if isinstance(self.selection, kv.Quest) \
+                    else (kv.segment_means(keys, starts),)
+                self._summaries = (len(starts), kind)
+            scores = _segment_scores(query, self._summaries[1], heads)  # [batch, heads, segments]
+            lengths = np.diff(starts)
+            chosen = kv.choose_segments(scores.reshape(batch * heads, -1), lengths, self.selection.budget)
+            token_segment = np.repeat(np.arange(len(lengths)), lengths)
+            picked = torch.from_numpy(chosen.reshape(batch, heads, -1)[..., token_segment])
+            allowed[..., : int(starts[-1])] = picked[:, :, None, :]
+        if attention_mask is not None:
+            row = attention_mask[:, 0, -1, :]
+            allowed &= (row if row.dtype == torch.bool else row == 0)[:, None, None, :]
+        out, _ = _attention(query, keys, values, allowed, scaling, False, 0)
+        return out
+
+    def _segment_starts(self, held: int) -> np.ndarray:
+        """Token starts of the segments selection ranks, and the end of the last one."""
+        if isinstance(self.selection, kv.Quest):
+            pages = held // self.selection.page_size
+            return np.arange(pages + 1, dtype=np.int64) * self.selection.page_size
+        if self.sentence_starts is None:
+            return np.zeros(1, dtype=np.int64)
+        return self.sentence_starts
+
     def _map_batch(self, fn) -> None:
+        self._summaries = None
         self.keys, self.values = fn(self.keys), fn(self.values)
         if self.policy is not None:
             self.valid, self.positions, self.attention = fn(self.valid), fn(self.positions), fn(self.attention)
@@ -426,7 +471,7 @@ class CompressedCache(Cache):
     """
 
     def __init__(self, config: Any, key_bits: Bits = 4, value_bits: Bits = None, group_size: int = 32,
-                 residual: int = 128, policy: Optional[kv.Policy] = None):
+                 residual: int = 128, policy: Optional[kv.Policy] = None, selection: Any = None):
         op = "CompressedCache"
         text_config = config.get_text_config(decoder=True)
         layers = text_config.num_hidden_layers
@@ -443,8 +488,23 @@ class CompressedCache(Cache):
         if policy is not None and isinstance(policy.budget, (list, tuple)) and len(policy.budget) != layers:
             raise ValueError(f"{op}: the policy's budget needs one entry per layer ({layers}), "
                              f"got {len(policy.budget)}")
-        super().__init__(layers=[CompressedLayer(k, v, group_size, residual, text_config, policy, i)
+        if selection is not None and not isinstance(selection, (kv.Quest, kv.SentenceKV)):
+            raise TypeError(f"{op}: selection must be ragkernels.kv.Quest or SentenceKV, got "
+                            f"{type(selection).__name__}")
+        if selection is not None and policy is not None:
+            raise ValueError(f"{op}: an eviction policy and a selection do not combine (selection reads the "
+                             "whole cache, which eviction shrinks)")
+        super().__init__(layers=[CompressedLayer(k, v, group_size, residual, text_config, policy, i, selection)
                                  for i, (k, v) in enumerate(zip(key_bits, value_bits))])
+
+    def set_sentences(self, starts: Any) -> None:
+        """SentenceKV: the token starts of the prompt's sentences followed by
+        the prompt's end (``sentence_starts``); shared by the batch's rows."""
+        starts = np.asarray(starts, dtype=np.int64)
+        if starts.ndim != 1 or len(starts) < 1 or starts[0] != 0 or np.any(np.diff(starts) <= 0):
+            raise ValueError("set_sentences: starts must begin at 0 and increase (sentence starts, then the end)")
+        for layer in self.layers:
+            layer.sentence_starts, layer._summaries = starts, None
 
     @property
     def nbytes(self) -> int:
@@ -626,6 +686,36 @@ def _attention(query, keys, values, allowed, scaling: float, weights: bool, wind
     if window:
         received /= rows.stop - rows.start
     return out.transpose(1, 2), received.view(batch, heads, rep, -1).sum(2)
+
+
+def _segment_scores(query: torch.Tensor, summaries: tuple, heads: int) -> np.ndarray:
+    """[batch, kv heads, segments] float64: each query head's score of every
+    segment (Quest: the upper bound from page minimum and maximum; SentenceKV:
+    the dot product with the sentence's mean key), the best over the query
+    heads sharing a KV head."""
+    q = query[:, :, 0].double().numpy()  # [batch, q_heads, dim]
+    rep = q.shape[1] // heads
+    q = q.reshape(q.shape[0], heads, rep, q.shape[2])
+    if len(summaries) == 2:
+        low, high = (np.asarray(a, dtype=np.float64)[:, :, None] for a in summaries)  # [b, h, 1, segments, dim]
+        qq = q[:, :, :, None, :]
+        scores = np.maximum(qq * low, qq * high).sum(-1)
+    else:
+        scores = np.einsum("bhrd,bhsd->bhrs", q, np.asarray(summaries[0], dtype=np.float64))
+    return scores.max(axis=2)
+
+
+def sentence_starts(tokenizer: Any, input_ids: Any) -> np.ndarray:
+    """Token starts of the sentences of a prompt (``rk.text.split_sentences``
+    on its decoded text), then its length: what ``CompressedCache.set_sentences``
+    takes. ``input_ids``: one prompt's ids (1-D, or [1, n])."""
+    from ragkernels import text as rk_text
+
+    ids = torch.as_tensor(input_ids).reshape(-1).tolist()
+    ends = [len(tokenizer.decode(ids[:i])) for i in range(len(ids) + 1)]  # characters before each token
+    spans = rk_text.split_sentences(tokenizer.decode(ids))
+    starts = sorted({int(np.searchsorted(ends, start, side="right")) - 1 for start, _ in spans} | {0})
+    return np.array([s for s in starts if s < len(ids)] + [len(ids)], dtype=np.int64)
 
 
 def _per_layer(bits: Bits, layers: int, name: str) -> List[Optional[int]]:
