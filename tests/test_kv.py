@@ -149,8 +149,8 @@ def test_decode_attention_matches_reference(bits, group, dim, quantized, residua
 
 
 def test_decode_attention_masks_left_padding():
-    """A left-padded batch row: its padding positions get -inf and weigh nothing,
-    whatever their contents (NaN included); a fully masked row gives zeros."""
+    """A left-padded batch row: its padding positions get -inf and weigh
+    nothing; a fully masked row gives zeros (as torch's SDPA)."""
     rng = np.random.default_rng(7)
     query, keys, values, rk_, rv, full_k, full_v = attention_case(rng, 4, 32, 64, 600, 4)
     mask = np.zeros((2, 604), np.float32)

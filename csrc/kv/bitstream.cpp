@@ -223,7 +223,7 @@ StreamInfo read_header(const uint8_t* p, size_t size) {
   RK_CHECK_FORMAT(std::memcmp(p, kStreamMagic, 8) == 0, "kv stream: bad magic (not a ragkernels KV stream)");
   const uint64_t version = get(p + 8, 4);
   RK_CHECK_FORMAT(version == kVersion, "kv stream: format version ", version, " (this ragkernels reads version ",
-                  kVersion, "; a newer stream needs a newer ragkernels)");
+                  kVersion, version > kVersion ? "; a newer stream needs a newer ragkernels)" : ")");
   RK_CHECK_FORMAT(get(p + 12, 4) == kHeaderBytes, "kv stream: header size ", get(p + 12, 4), ", expected ",
                   kHeaderBytes);
   RK_CHECK_FORMAT(format::xxh64(p, 56) == get(p + 56, 8), "kv stream: the header fails its checksum (corrupt)");
@@ -232,7 +232,8 @@ StreamInfo read_header(const uint8_t* p, size_t size) {
                         &info.value_dim, &info.group_size, &info.residual};
   for (int i = 0; i < 7; ++i) *fields[i] = static_cast<uint32_t>(get(p + 16 + 4 * i, 4));
   const uint64_t dtype = get(p + 44, 1);
-  RK_CHECK_FORMAT(dtype <= 2 && get(p + 45, 3) == 0, "kv stream: unknown residual dtype code ", dtype);
+  RK_CHECK_FORMAT(dtype <= 2, "kv stream: unknown residual dtype code ", dtype);
+  RK_CHECK_FORMAT(get(p + 45, 3) == 0, "kv stream: reserved header bytes are not zero");
   info.dtype = static_cast<Dtype>(dtype);
   info.length = get(p + 48, 8);
   RK_CHECK_FORMAT(info.layers >= 1 && info.batch >= 1 && info.kv_heads >= 1 && info.head_dim >= 1 &&
@@ -243,7 +244,7 @@ StreamInfo read_header(const uint8_t* p, size_t size) {
 
 void write_layer(const StreamInfo& info, LayerHead head, const std::array<const void*, kSections>& data,
                  std::vector<uint8_t>& out) {
-  RK_CHECK_ARG(head.key_bits == 0 ? head.value_bits == 0 && head.quantized == 0
+  RK_CHECK_ARG(head.key_bits == 0 ? head.value_bits == 0 && head.quantized == 0 && head.blocks == 0
                                   : supported(head.key_bits) && supported(head.value_bits),
                "kv stream: bad layer bits ", head.key_bits, "/", head.value_bits);
   const auto bytes = section_bytes(info, head);

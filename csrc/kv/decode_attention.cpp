@@ -19,6 +19,12 @@
 #include "core/isa.h"
 #include "core/parallel.h"
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__aarch64__)
+#include <arm_neon.h>
+#endif
+
 namespace ragkernels::kv {
 
 namespace {
@@ -169,6 +175,108 @@ void weigh_value_run(int bits, const ValueRun& run) {
   }
 }
 
+// ---- the fast path: per instruction set, for 2-, 4- and 8-bit codes ----------------------------
+
+// A slot layout whose value groups are contiguous runs of slots: group g
+// (channels [c0, c1), both multiples of the codes per byte) takes its bytes'
+// slot 0 codes, then their slot 1 codes, ...; keys form one group.
+struct FastLayout {
+  struct Group {
+    int64_t byte_begin, byte_end, slot_begin, slot_end;
+  };
+  int bits = 0;
+  int64_t slots = 0;
+  std::vector<Group> groups;
+  std::vector<int32_t> channel;  // [slots]: the channel in each slot
+};
+
+struct FastKernels {
+  int lanes;
+  void (*unpack_rows)(const uint8_t*, int64_t, int64_t, const FastLayout&, float*);
+  void (*score_rows)(const float*, int64_t, int64_t, const float*, float, float*);
+  void (*weigh_rows)(const float*, int64_t, const FastLayout&, const float*, float*);
+  float (*exp_shift_sum)(float*, int64_t, float);
+};
+
+}  // namespace
+
+// vectors are returned only to force-inlined callers: GCC's ABI note does not apply
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+#ifdef RK_ISA_X86
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw,avx512dq,avx512vl,fma,f16c")
+#define RK_ISA RK_ISA_AVX512
+namespace avx512 {
+namespace {
+#include "kv/decode_kernel.inc"
+}  // namespace
+}  // namespace avx512
+#undef RK_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#define RK_ISA RK_ISA_AVX2
+namespace avx2 {
+namespace {
+#include "kv/decode_kernel.inc"
+}  // namespace
+}  // namespace avx2
+#undef RK_ISA
+#pragma GCC pop_options
+#endif
+#define RK_ISA RK_ISA_BASELINE
+namespace baseline {
+namespace {
+#include "kv/decode_kernel.inc"
+}  // namespace
+}  // namespace baseline
+#undef RK_ISA
+
+namespace {
+
+const FastKernels& fast_kernels() {
+  switch (best_isa()) {
+#ifdef RK_ISA_X86
+    case Isa::kAvx512:
+      return avx512::kKernels;
+    case Isa::kAvx2:
+      return avx2::kKernels;
+#endif
+    default:
+      return baseline::kKernels;
+  }
+}
+
+// The fast layout of rows of `dim` codes cut into groups of `group` channels,
+// or an empty optional-like (bits 0) when the fast kernels cannot take it:
+// 1- and 3-bit codes, or a group whose channels are not a whole number of
+// bytes and of vector lanes.
+FastLayout fast_layout(int bits, int64_t dim, int64_t group, int lanes) {
+  FastLayout layout;
+  if (bits != 2 && bits != 4 && bits != 8) return layout;
+  const int64_t per_byte = 8 / bits;
+  for (int64_t c0 = 0; c0 < dim; c0 += group) {
+    const int64_t c1 = std::min(dim, c0 + group);
+    if ((c1 - c0) % per_byte != 0 || (c1 - c0) % lanes != 0) return FastLayout{};
+    FastLayout::Group g{c0 / per_byte, c1 / per_byte, layout.slots, layout.slots + (c1 - c0)};
+    for (int64_t k = 0; k < per_byte; ++k) {
+      for (int64_t i = g.byte_begin; i < g.byte_end; ++i) layout.channel.push_back(static_cast<int32_t>(i * per_byte + k));
+    }
+    layout.slots = g.slot_end;
+    layout.groups.push_back(g);
+  }
+  layout.bits = bits;
+  return layout;
+}
+
+// The fast path of one call: its kernels and layouts (bits 0: not taken).
+struct FastPlan {
+  const FastKernels* kernels = nullptr;
+  FastLayout keys, values;
+  bool usable() const { return keys.bits != 0 && values.bits != 0; }
+};
+
 float to_float(float16 h) {
   uint16_t bits;
   std::memcpy(&bits, &h, sizeof bits);
@@ -208,15 +316,18 @@ struct Partial {
 class ChunkScorer {
  public:
   ChunkScorer(const DecodeAttention& a, int64_t stream, const CodeLayout& key_layout, const CodeLayout& value_layout,
-              const std::vector<int64_t>& segments)
-      : a_(a), stream_(stream), key_layout_(key_layout), value_layout_(value_layout), segments_(segments) {
+              const std::vector<int64_t>& segments, const FastPlan& fast)
+      : a_(a), stream_(stream), key_layout_(key_layout), value_layout_(value_layout), segments_(segments),
+        fast_(fast.usable() ? &fast : nullptr) {
+    key_slots_ = fast_ ? fast.keys.slots : key_layout.slots;
+    key_channel_ = fast_ ? &fast.keys.channel : &key_layout.channel;
     const int64_t dim = a.keys.dim;
     reps_ = a.q_heads / a.kv_heads;
     batch_row_ = stream / a.kv_heads;
     query_.resize(reps_ * dim);
     const int64_t first_query = batch_row_ * a.q_heads + (stream % a.kv_heads) * reps_;
     for (int64_t r = 0; r < reps_; ++r) load_row(a.query, first_query + r, 0, query_.data() + r * dim);
-    folded_.resize(reps_ * key_layout.slots);
+    folded_.resize(reps_ * key_slots_);
     bias_.resize(reps_);
     row_.assign(std::max({dim, key_layout.slots, 2 * value_layout.slots}), 0.0f);
     block_scale_.resize(dim);
@@ -246,9 +357,13 @@ class ChunkScorer {
         std::fill(s, s + count, 0.0f);
         continue;
       }
-      float total = 0.0f;
-      for (int64_t i = 0; i < count; ++i) total += (s[i] = std::exp(s[i] - m));
-      out.sum[r] = total;
+      if (fast_) {
+        out.sum[r] = fast_->kernels->exp_shift_sum(s, count, m);
+      } else {
+        float total = 0.0f;
+        for (int64_t i = 0; i < count; ++i) total += (s[i] = std::exp(s[i] - m));
+        out.sum[r] = total;
+      }
     }
     weigh_values(begin, end, out);
   }
@@ -264,6 +379,18 @@ class ChunkScorer {
           std::upper_bound(offsets, offsets + a_.keys.blocks + 1, static_cast<int32_t>(t)) - offsets - 1;
       const int64_t run_end = std::min<int64_t>(stop, offsets[block + 1]);
       fold_block(block);
+      if (fast_) {
+        const int64_t n = run_end - t;
+        unpacked_.resize(static_cast<size_t>(n * fast_->keys.slots));
+        fast_->kernels->unpack_rows(a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes,
+                                    n, fast_->keys, unpacked_.data());
+        for (int64_t r = 0; r < reps_; ++r) {
+          fast_->kernels->score_rows(unpacked_.data(), n, fast_->keys.slots, folded_.data() + r * key_slots_,
+                                     bias_[r], scores_.data() + r * count + (t - begin));
+        }
+        t = run_end;
+        continue;
+      }
       std::fill(row_.begin(), row_.end(), 0.0f);
       const KeyRun run{a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes, run_end - t,
                        dim, slots, reps_, folded_.data(), bias_.data(), scores_.data() + (t - begin), count,
@@ -289,7 +416,7 @@ class ChunkScorer {
   // The block's scale folded into the query (in the key layout's slots), its
   // minimum into a bias: q.(c*s + m) = (q*s).c + q.m
   void fold_block(int64_t block) {
-    const int64_t dim = a_.keys.dim, slots = key_layout_.slots;
+    const int64_t dim = a_.keys.dim, slots = key_slots_;
     const uint16_t* scale = reinterpret_cast<const uint16_t*>(a_.keys.scale + (stream_ * a_.keys.blocks + block) * dim);
     const uint16_t* minimum =
         reinterpret_cast<const uint16_t*>(a_.keys.minimum + (stream_ * a_.keys.blocks + block) * dim);
@@ -301,7 +428,7 @@ class ChunkScorer {
       const float* q = query_.data() + r * dim;
       float* folded = folded_.data() + r * slots;
       for (int64_t j = 0; j < slots; ++j) {
-        const int32_t d = key_layout_.channel[j];
+        const int32_t d = (*key_channel_)[j];
         folded[j] = d < 0 ? 0.0f : q[d] * block_scale_[d];
       }
       bias_[r] = dot(q, block_minimum_.data(), dim);
@@ -310,11 +437,13 @@ class ChunkScorer {
 
   void weigh_values(int64_t begin, int64_t end, Partial& out) {
     const int64_t dim = a_.keys.dim, count = end - begin, quantized = a_.keys.tokens;
-    const int64_t groups = a_.values.groups(), slots = value_layout_.slots;
+    const int64_t groups = a_.values.groups(), slots = fast_ ? fast_->values.slots : value_layout_.slots;
     out.slots.assign(reps_ * slots, 0.0f);
     out.minimums.assign(reps_ * groups, 0.0f);
     out.residual.assign(reps_ * dim, 0.0f);
-    if (begin < quantized) {
+    if (begin < quantized && fast_) {
+      weigh_values_fast(begin, std::min(end, quantized), count, out);
+    } else if (begin < quantized) {
       const int64_t first = stream_ * quantized + begin;
       std::fill(row_.begin(), row_.end(), 0.0f);
       const ValueRun run{a_.values.codes + first * value_layout_.bytes, value_layout_.bytes,
@@ -335,19 +464,54 @@ class ChunkScorer {
     }
   }
 
+  // Values of tokens [begin, stop) through the fast kernels: weights p * scale
+  // per (token, group), the minimums' share per group.
+  void weigh_values_fast(int64_t begin, int64_t stop, int64_t count, Partial& out) {
+    const int64_t n = stop - begin, groups = a_.values.groups(), slots = fast_->values.slots;
+    const int64_t first = stream_ * a_.keys.tokens + begin;
+    unpacked_.resize(static_cast<size_t>(n * slots));
+    fast_->kernels->unpack_rows(a_.values.codes + first * value_layout_.bytes, value_layout_.bytes, n, fast_->values,
+                                unpacked_.data());
+    const uint16_t* scale = reinterpret_cast<const uint16_t*>(a_.values.scale + first * groups);
+    const uint16_t* minimum = reinterpret_cast<const uint16_t*>(a_.values.minimum + first * groups);
+    group_scale_.resize(static_cast<size_t>(n * groups));
+    group_minimum_.resize(static_cast<size_t>(n * groups));
+    for (int64_t i = 0; i < n * groups; ++i) {
+      group_scale_[i] = half_to_float(scale[i]);
+      group_minimum_[i] = half_to_float(minimum[i]);
+    }
+    weights_.resize(static_cast<size_t>(n * groups));
+    for (int64_t r = 0; r < reps_; ++r) {
+      const float* p = scores_.data() + r * count;
+      float* m = out.minimums.data() + r * groups;
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t k = 0; k < groups; ++k) {
+          // a zero weight (masked, or underflown) reads nothing, so a NaN there is ignored
+          weights_[t * groups + k] = p[t] == 0.0f ? 0.0f : p[t] * group_scale_[t * groups + k];
+          if (p[t] != 0.0f) m[k] += p[t] * group_minimum_[t * groups + k];
+        }
+      }
+      fast_->kernels->weigh_rows(unpacked_.data(), n, fast_->values, weights_.data(), out.slots.data() + r * slots);
+    }
+  }
+
   const DecodeAttention& a_;
   int64_t stream_, reps_, batch_row_;
   const CodeLayout& key_layout_;
   const CodeLayout& value_layout_;
   const std::vector<int64_t>& segments_;
+  const FastPlan* fast_;
+  int64_t key_slots_ = 0;
+  const std::vector<int32_t>* key_channel_ = nullptr;
   std::vector<float> query_, folded_, bias_, row_, scores_, block_scale_, block_minimum_;
+  std::vector<float> unpacked_, group_scale_, group_minimum_, weights_;
 };
 
 // Merges a stream's chunk partials into its queries' outputs (channel order).
 void merge(const DecodeAttention& a, int64_t stream, const Partial* parts, int64_t chunks,
-           const CodeLayout& value_layout) {
+           const std::vector<int32_t>& channel) {
   const int64_t dim = a.keys.dim, reps = a.q_heads / a.kv_heads;
-  const int64_t groups = a.values.groups(), slots = value_layout.slots;
+  const int64_t groups = a.values.groups(), slots = static_cast<int64_t>(channel.size());
   const int64_t first_query = (stream / a.kv_heads) * a.q_heads + (stream % a.kv_heads) * reps;
   std::vector<float> slot_sum(slots), minimum_sum(groups);
   for (int64_t r = 0; r < reps; ++r) {
@@ -376,7 +540,7 @@ void merge(const DecodeAttention& a, int64_t stream, const Partial* parts, int64
       axpy(out, parts[c].residual.data() + r * dim, w, dim);
     }
     for (int64_t j = 0; j < slots; ++j) {
-      if (value_layout.channel[j] >= 0) out[value_layout.channel[j]] += slot_sum[j];
+      if (channel[j] >= 0) out[channel[j]] += slot_sum[j];
     }
     const float inv = 1.0f / total;
     for (int64_t d = 0; d < dim; ++d) out[d] = (out[d] + minimum_sum[d / a.values.group]) * inv;
@@ -400,16 +564,21 @@ void decode_attention(const DecodeAttention& a) {
     if (segments.empty() || segments.back() != group) segments.insert(segments.end(), {j, j + 1, group});
     segments[segments.size() - 2] = j + 1;
   }
+  FastPlan fast;
+  fast.kernels = &fast_kernels();
+  fast.keys = fast_layout(a.keys.bits, a.keys.dim, a.keys.dim, fast.kernels->lanes);
+  fast.values = fast_layout(a.values.bits, a.values.dim, a.values.group, fast.kernels->lanes);
+  const std::vector<int32_t>& channel = fast.usable() ? fast.values.channel : value_layout.channel;
   std::vector<Partial> parts(static_cast<size_t>(streams * chunks));
   parallel_for(0, streams * chunks, [&](int64_t first, int64_t last) {
     for (int64_t item = first; item < last; ++item) {
       const int64_t stream = item / chunks, chunk = item % chunks;
-      ChunkScorer scorer(a, stream, key_layout, value_layout, segments);
+      ChunkScorer scorer(a, stream, key_layout, value_layout, segments, fast);
       scorer.run(chunk * kChunkTokens, std::min(length, (chunk + 1) * kChunkTokens), parts[item]);
     }
   });
   parallel_for(0, streams, [&](int64_t first, int64_t last) {
-    for (int64_t s = first; s < last; ++s) merge(a, s, parts.data() + s * chunks, chunks, value_layout);
+    for (int64_t s = first; s < last; ++s) merge(a, s, parts.data() + s * chunks, chunks, channel);
   });
 }
 

@@ -12,8 +12,9 @@
 // m is the group minimum rounded down to float16, s = (max - m) / (2^bits - 1)
 // rounded up, so every code is in range and |x - (c*s + m)| <= s/2 (plus
 // float32 rounding). A group holding NaN or +-inf gets scale and minimum NaN:
-// it dequantizes to NaN rather than to a finite lie. A finite value whose group
-// needs a scale or minimum beyond float16 (|x| > 65504) is a ValueError.
+// it dequantizes to NaN rather than to a finite lie. A finite group whose
+// float16 minimum or scale would overflow (a value below -65504, or a range
+// past 65504 * (2^bits - 1)) is a ValueError.
 //
 // Codes are packed little-endian along the row: code i occupies bits
 // [i*bits, (i+1)*bits) of the row's bytes, each row padded to whole bytes.

@@ -1,5 +1,5 @@
 // Static rANS entropy coding of small-alphabet symbol arrays (the KV
-// bitstream's codes and byte planes; docs/formats.md, kind "kv-stream").
+// bitstream's codes and byte planes; docs/formats.md, "KV bitstream").
 //
 // Symbols form a [rows][cols] array. A model is a set of frequency tables,
 // one per context: order 0 has one context; order 1 conditions each symbol

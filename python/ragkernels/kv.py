@@ -111,8 +111,8 @@ def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, r
     then to ``residual_keys``/``residual_values`` ``[batch, kv_heads, r, head_dim]``
     (full precision, the same dtype as ``query``); ``q_heads`` is a multiple of
     ``kv_heads`` (grouped-query attention). ``mask``: an additive float32
-    mask (``-inf`` hides a position), ``[batch, tokens]`` or per KV head
-    ``[batch, kv_heads, tokens]``, or None.
+    mask (``-inf`` hides a position) or a boolean one (True attends),
+    ``[batch, tokens]`` or per KV head ``[batch, kv_heads, tokens]``, or None.
     ``scaling`` defaults to ``head_dim ** -0.5``. Returns float32
     ``[batch, q_heads, head_dim]``; a row whose every position is masked gets
     zeros, as torch's SDPA does.
@@ -126,7 +126,10 @@ def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, r
     if scaling is None:
         scaling = q.shape[3] ** -0.5
     if mask is not None:
-        mask = np.ascontiguousarray(_packed(mask), dtype=np.float32)
+        mask = _packed(mask)
+        if mask.dtype == np.bool_:  # True: attend
+            mask = np.where(mask, np.float32(0), np.float32(-np.inf))
+        mask = np.ascontiguousarray(mask, dtype=np.float32)
     out = _core.kv_decode_attention(q, *(_packed(a) for a in keys[:4]), keys.bits,
                                     *(_packed(a) for a in values[:3]), values.bits, values.group_size,
                                     rk, rv, mask, float(scaling), bfloat16)
@@ -215,7 +218,7 @@ class H2O(Policy):
 class SnapKV(Policy):
     """Observation-window voting at prefill (Li et al., 2024): the last
     ``window`` prompt tokens' attention to each earlier position (averaged
-    over the window and the KV head's query heads), pooled over ``kernel``
+    over the window, summed over the KV head's query heads), pooled over ``kernel``
     neighbours, picks the positions kept besides the window itself."""
 
     prefill_only = True
@@ -223,6 +226,8 @@ class SnapKV(Policy):
     def __init__(self, budget: Any, window: int = 32, kernel: int = 7, pooling: str = "max"):
         self.recent = check_int(window, "window", "SnapKV")
         self.kernel = check_int(kernel, "kernel", "SnapKV")
+        if self.kernel % 2 == 0:
+            raise ValueError(f"SnapKV: the pooling kernel must be odd (centred on each position), got {kernel}")
         if pooling not in ("max", "avg"):
             raise ValueError(f"SnapKV: pooling must be 'max' or 'avg', got {pooling!r}")
         self.pooling = pooling
@@ -341,8 +346,7 @@ def _state(x: Any, op: str, name: str) -> Tuple[np.ndarray, bool, bool]:
     if _is_torch(x):
         import torch
         if x.device.type != "cpu":
-            raise ValueError(f"{op}: {name} is on {x.device}; the CPU kernels read CPU tensors "
-                             "(ragkernels.cuda has the GPU ones)")
+            raise ValueError(f"{op}: {name} is on {x.device}; the KV kernels read CPU tensors")
         x = x.detach()
         if x.dtype == torch.bfloat16:
             return x.view(torch.int16).numpy(), True, True

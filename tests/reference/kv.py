@@ -305,8 +305,8 @@ def selected_attention(query, keys, values, kind, budget, page_size=16, sentence
     b, hq, _, d = query.shape
     hkv, held = keys.shape[1], keys.shape[2]
     rep = hq // hkv
-    if kind == "quest":
-        starts = list(range(0, (held // page_size) * page_size + 1, page_size))
+    if kind == "quest":  # the page holding the newest token is always read
+        starts = list(range(0, ((held - 1) // page_size) * page_size + 1, page_size))
     else:
         starts = list(sentence_starts)
     allowed = np.ones((b, hkv, held), bool)

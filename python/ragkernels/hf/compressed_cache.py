@@ -26,6 +26,7 @@ instead of a dequantized copy; every other forward falls back to SDPA.
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
@@ -99,7 +100,8 @@ class CompressedLayer(CacheLayerMixin):
         fused = getattr(self._config, "_attn_implementation", None) == FUSED_ATTENTION
         reader = self.policy if self.policy is not None else self.selection
         if reader is not None and not fused:
-            raise ValueError(f"CompressedCache: {type(reader).__name__} reads the queries; call "
+            raise ValueError(f"CompressedCache: {type(reader).__name__} runs in the ragkernels attention "
+                             "implementation (it masks per head and may read the queries); call "
                              "ragkernels.hf.enable_fused_attention(model) first")
         earlier = self.keys.shape[-2]
         self._new = key_states.shape[-2]
@@ -130,6 +132,7 @@ class CompressedLayer(CacheLayerMixin):
         self.keys = self.values = None
         self.quantized_keys = self.quantized_values = None
         self.valid = self.positions = self.attention = self.budget = None
+        self.sentence_starts = self._summaries = None
         self.length = self._tail = self._new = 0
         self.is_initialized = False
 
@@ -352,8 +355,9 @@ class CompressedLayer(CacheLayerMixin):
         batch, heads = self.keys.shape[:2]
         scores = None
         if self.policy.needs_scores:
-            # padding slots are never chosen by score
-            scores = torch.where(self.valid, self.attention, float("-inf")).reshape(batch * heads, held)
+            # padding slots rank last (under average pooling they count 0: -inf would spread to real neighbours)
+            floor = 0.0 if self.policy.pooling == "avg" else float("-inf")
+            scores = torch.where(self.valid, self.attention, floor).reshape(batch * heads, held)
         keep = self.policy.select(scores, held, self.budget, batch * heads)
         self._keep_slots(torch.from_numpy(keep).view(batch, heads, -1))
         self._tail = min(self._tail, self.policy.recent_for(self.budget))
@@ -410,10 +414,13 @@ class CompressedLayer(CacheLayerMixin):
         starts = self._segment_starts(held)
         allowed = torch.ones((batch, heads, 1, held), dtype=torch.bool)
         if len(starts) > 1:
-            if self._summaries is None or self._summaries[0] != len(starts):
-                kind = kv.page_bounds(keys, self.selection.page_size) if isinstance(self.selection, kv.Quest) \
-                    else (kv.segment_means(keys, starts),)
-                self._summaries = (len(starts), kind)
+            key = (len(starts), self.quantized_tokens)  # a flush changes the stored values
+            if self._summaries is None or self._summaries[0] != key:
+                if isinstance(self.selection, kv.Quest):
+                    kind = kv.page_bounds(keys[:, :, : int(starts[-1])], self.selection.page_size)
+                else:
+                    kind = (kv.segment_means(keys, starts),)
+                self._summaries = (key, kind)
             scores = _segment_scores(query, self._summaries[1], heads)  # [batch, heads, segments]
             lengths = np.diff(starts)
             chosen = kv.choose_segments(scores.reshape(batch * heads, -1), lengths, self.selection.budget)
@@ -429,7 +436,7 @@ class CompressedLayer(CacheLayerMixin):
     def _segment_starts(self, held: int) -> np.ndarray:
         """Token starts of the segments selection ranks, and the end of the last one."""
         if isinstance(self.selection, kv.Quest):
-            pages = held // self.selection.page_size
+            pages = (held - 1) // self.selection.page_size  # the page of the newest token is always read
             return np.arange(pages + 1, dtype=np.int64) * self.selection.page_size
         if self.sentence_starts is None:
             return np.zeros(1, dtype=np.int64)
@@ -460,13 +467,14 @@ class CompressedCache(Cache):
     group_size : int
         Tokens per key block, channels per value group.
     residual : int
-        Recent tokens kept at full precision (at least; up to
-        ``residual + group_size - 1`` between flushes).
+        Recent tokens kept at full precision, at least (an update quantizes
+        whole blocks of ``group_size`` tokens from earlier updates only, so
+        the residual also holds the current update's tokens).
 
     Examples
     --------
     >>> cache = rk.hf.CompressedCache(model.config, key_bits=2, group_size=32, residual=128)  # doctest: +SKIP
-    >>> out = model.generate(input_ids, past_key_values=cache, max_new_tokens=64)             # doctest: +SKIP
+    >>> out = model.generate(input_ids, cache=cache, max_new_tokens=64)                       # doctest: +SKIP
     >>> cache.nbytes                                                                          # doctest: +SKIP
     """
 
@@ -543,10 +551,10 @@ def encode(cache: CompressedCache, file: Any = None) -> Optional[bytes]:
         raise TypeError(f"{op}: the layers' states must share one dtype of float32, float16 or bfloat16, got {dtypes}")
     header = _core.kv_encode_header(len(layers), batch, heads, dim, first.values.shape[-1], first.group_size,
                                     first.residual, _DTYPE_CODES[first.keys.dtype], first.length)
-    chunks = [header] + [_encode_layer(header, i, layer) for i, layer in enumerate(layers)]
+    chunks = itertools.chain([header], (_encode_layer(header, i, layer) for i, layer in enumerate(layers)))
     if file is None:
         return b"".join(chunks)
-    for chunk in chunks:
+    for chunk in chunks:  # one layer in memory at a time
         file.write(chunk)
     return None
 
@@ -672,7 +680,7 @@ def _attention(query, keys, values, allowed, scaling: float, weights: bool, wind
     v = values.repeat_interleave(rep, 1)
     mask = allowed.repeat_interleave(rep, 1)
     out = torch.nn.functional.scaled_dot_product_attention(query, k, v, attn_mask=mask, scale=scaling)
-    out = torch.nan_to_num(out, nan=0.0)  # rows with nothing visible (padding queries)
+    out = torch.where(mask.any(-1, keepdim=True), out, 0.0)  # a query that sees nothing (padding): zeros
     if not weights:
         return out.transpose(1, 2), None
     rows = slice(max(q - window, 0), q) if window else slice(0, q)
@@ -681,7 +689,8 @@ def _attention(query, keys, values, allowed, scaling: float, weights: bool, wind
         stop = min(start + 256, rows.stop)
         s = torch.matmul(query[:, :, start:stop].float(), k.float().transpose(-1, -2)) * scaling
         s = s.masked_fill(~mask[:, :, start:stop], float("-inf"))
-        p = torch.nan_to_num(torch.softmax(s, dim=-1), nan=0.0)
+        p = torch.softmax(s, dim=-1)
+        p = torch.where(mask[:, :, start:stop].any(-1, keepdim=True), p, 0.0)  # padding queries vote for nothing
         received += p.sum(2)
     if window:
         received /= rows.stop - rows.start
