@@ -277,12 +277,6 @@ struct FastPlan {
   bool usable() const { return keys.bits != 0 && values.bits != 0; }
 };
 
-float to_float(float16 h) {
-  uint16_t bits;
-  std::memcpy(&bits, &h, sizeof bits);
-  return half_to_float(bits);
-}
-
 // Where each channel's code lands once a row is unpacked.
 struct CodeLayout {
   int bits = 0;
