@@ -38,6 +38,7 @@ PY_TESTS=(tests/test_core.py tests/test_sparse.py tests/test_dense.py tests/test
           tests/test_select_compress.py tests/test_rerank.py tests/test_rerank_term_match.py
           tests/test_rerank_window.py tests/test_prf.py tests/test_formats.py tests/test_data.py
           tests/test_spec_tree.py tests/test_spec_drafters.py tests/test_spec_datastore.py tests/test_spec_trie.py
+          tests/test_kv.py
           # 100 s without sanitizers, 250 s with: ranx's numba compilation, not our
           # code (rk.fusion runs on SciFact in test_ranx_parity_scifact_bm25_runs).
           --deselect tests/test_fusion.py::test_ranx_parity_on_scifact_bm25_and_dense)

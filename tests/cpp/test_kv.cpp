@@ -1,0 +1,140 @@
+// The KV core's building blocks (csrc/kv, csrc/core/float16.h) without
+// Python: float16 conversions against the compiler's, code packing, the rANS
+// coder's round trip and its refusals, and quantization's error bound (the
+// Python tests compare every op with tests/reference/kv.py).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "core/error.h"
+#include "core/float16.h"
+#include "kv/quantize.h"
+#include "kv/rans.h"
+
+namespace {
+
+using ragkernels::float16;
+namespace kv = ragkernels::kv;
+
+TEST(KvFloat16, EveryHalfConvertsAsTheCompilerDoes) {
+  for (uint32_t bits = 0; bits < 65536; ++bits) {
+    const uint16_t h = static_cast<uint16_t>(bits);
+    float16 x;
+    std::memcpy(&x, &h, sizeof x);
+    const float expected = static_cast<float>(x), got = ragkernels::half_to_float(h);
+    if (std::isnan(expected)) {
+      EXPECT_TRUE(std::isnan(got)) << bits;
+    } else {
+      EXPECT_EQ(expected, got) << bits;
+    }
+  }
+}
+
+TEST(KvFloat16, FloatsRoundToNearestEvenAsTheCompilerDoes) {
+  std::mt19937 rng(7);
+  for (int i = 0; i < 2000000; ++i) {
+    uint32_t bits = rng();
+    if (i % 4 == 0) bits &= 0x47ffffffu;  // many values in the float16 range
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    if (std::isnan(f)) continue;
+    const float16 expected = static_cast<float16>(f);
+    uint16_t e;
+    std::memcpy(&e, &expected, sizeof e);
+    ASSERT_EQ(e, ragkernels::float_to_half(f)) << f;
+  }
+}
+
+TEST(KvPacking, CodesRoundTripAtEveryWidth) {
+  std::mt19937 rng(1);
+  for (int bits : {2, 3, 4, 8}) {
+    for (int64_t count : {1, 3, 7, 8, 13, 64, 100}) {
+      std::vector<uint8_t> codes(count), back(count), row(kv::packed_bytes(count, bits), 0xff);
+      for (auto& c : codes) c = static_cast<uint8_t>(rng() % (1u << bits));
+      kv::pack_codes(codes.data(), bits, count, row.data());
+      kv::unpack_codes(row.data(), bits, count, back.data());
+      EXPECT_EQ(codes, back) << bits << " bits, " << count << " codes";
+    }
+  }
+}
+
+std::vector<uint8_t> round_trip(const std::vector<uint8_t>& symbols, int64_t rows, int64_t cols, int bits, int order) {
+  std::vector<uint8_t> coded, back(symbols.size());
+  kv::rans::encode(symbols.data(), rows, cols, bits, order, coded);
+  kv::rans::decode(coded.data(), coded.size(), rows, cols, bits, order, back.data());
+  return back;
+}
+
+TEST(KvRans, RoundTripsSkewedUniformAndConstantSymbols) {
+  std::mt19937 rng(3);
+  for (int bits : {1, 2, 3, 4, 8}) {
+    for (int order : {0, 1}) {
+      const int64_t rows = 37, cols = 24;
+      std::vector<uint8_t> uniform(rows * cols), skewed(rows * cols), constant(rows * cols, (1 << bits) - 1);
+      for (auto& s : uniform) s = static_cast<uint8_t>(rng() % (1u << bits));
+      for (auto& s : skewed) s = static_cast<uint8_t>(rng() % 10 == 0 ? rng() % (1u << bits) : 1 % (1 << bits));
+      EXPECT_EQ(round_trip(uniform, rows, cols, bits, order), uniform);
+      EXPECT_EQ(round_trip(skewed, rows, cols, bits, order), skewed);
+      EXPECT_EQ(round_trip(constant, rows, cols, bits, order), constant);
+    }
+  }
+  EXPECT_TRUE(round_trip({}, 0, 5, 2, 1).empty());
+}
+
+TEST(KvRans, CertainSymbolsStillCostBitsAndTruncationIsRefused) {
+  std::vector<uint8_t> zeros(100000, 0), coded;
+  kv::rans::encode(zeros.data(), 1, 100000, 8, 0, coded);
+  // 2 * 256 bytes of table, then at least 100000 / kMaxSymbolsPerByte bytes of payload
+  EXPECT_GE(coded.size(), 512 + 100000 / kv::rans::kMaxSymbolsPerByte);
+  std::vector<uint8_t> out(100000);
+  EXPECT_THROW(kv::rans::decode(coded.data(), coded.size() - 1, 1, 100000, 8, 0, out.data()),
+               ragkernels::FormatError);
+  EXPECT_THROW(kv::rans::decode(coded.data(), 10, 1, 100000, 8, 0, out.data()), ragkernels::FormatError);
+  std::vector<uint8_t> bad = coded;
+  bad[0] = 0xff;  // a frequency table entry past 4095
+  bad[1] = 0xff;
+  EXPECT_THROW(kv::rans::decode(bad.data(), bad.size(), 1, 100000, 8, 0, out.data()), ragkernels::FormatError);
+}
+
+TEST(KvQuantize, KeysComeBackWithinHalfAStep) {
+  std::mt19937 rng(5);
+  std::normal_distribution<float> normal(0.0f, 3.0f);
+  const int64_t tokens = 70, dim = 24, group = 16;
+  std::vector<float> x(tokens * dim), back(tokens * dim);
+  for (auto& v : x) v = normal(rng);
+  kv::Tokens in;
+  in.data = x.data();
+  in.streams = 1;
+  in.tokens = tokens;
+  in.dim = dim;
+  in.token_stride = dim;
+  for (int bits : {2, 3, 4, 8}) {
+    const int64_t blocks = (tokens + group - 1) / group;
+    std::vector<uint8_t> codes(tokens * kv::packed_bytes(dim, bits));
+    std::vector<float16> scale(blocks * dim), minimum(blocks * dim);
+    kv::quantize_keys(in, bits, group, codes.data(), scale.data(), minimum.data());
+    std::vector<int32_t> offsets;
+    for (int64_t j = 0; j <= blocks; ++j) offsets.push_back(static_cast<int32_t>(std::min(j * group, tokens)));
+    kv::PackedKeys packed{codes.data(), scale.data(), minimum.data(), offsets.data(), 1, tokens, dim, blocks, bits};
+    kv::MutableTokens out;
+    out.data = back.data();
+    out.streams = 1;
+    out.tokens = tokens;
+    out.dim = dim;
+    out.token_stride = dim;
+    kv::dequantize_keys(packed, out);
+    for (int64_t t = 0; t < tokens; ++t) {
+      for (int64_t d = 0; d < dim; ++d) {
+        const float step = static_cast<float>(scale[(t / group) * dim + d]);
+        EXPECT_LE(std::fabs(back[t * dim + d] - x[t * dim + d]), step / 2 + 1e-5f) << bits << " bits";
+      }
+    }
+  }
+  EXPECT_THROW(kv::quantize_keys(in, 5, group, nullptr, nullptr, nullptr), ragkernels::ValueError);
+}
+
+}  // namespace
