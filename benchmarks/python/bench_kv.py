@@ -157,7 +157,7 @@ def policy_makers(model, budgets=(0.5, 0.25)) -> Dict[str, Callable[[int], objec
         out[f"H2O {pct}"] = (lambda s: lambda n: rk.hf.CompressedCache(
             model.config, key_bits=None, policy=kv.H2O(max(2, int(s * n)))))(share)
         out[f"SnapKV {pct}"] = (lambda s: lambda n: rk.hf.CompressedCache(
-            model.config, key_bits=None, policy=kv.SnapKV(max(40, int(s * n)), window=32)))(share)
+            model.config, key_bits=None, policy=kv.SnapKV(max(40, int(s * n)), window=32, kernel=5, pooling="avg")))(share)
     return out
 
 

@@ -14,21 +14,20 @@ namespace ragkernels::kv {
 
 namespace {
 
-// Pooled scores of positions [begin, end): a window of `kernel` centred on
-// each, over the whole row (padding outside it: -inf for max, 0 for average).
-void pool_row(const float* row, int64_t length, int64_t begin, int64_t end, Pool pool, int64_t kernel,
-              float* out) {
+// Pooled scores of the `length` positions of `row`: a window of `kernel`
+// centred on each, padded outside the row (ignored by max, 0 in the average).
+void pool_row(const float* row, int64_t length, Pool pool, int64_t kernel, float* out) {
   const int64_t half = kernel / 2;
-  for (int64_t i = begin; i < end; ++i) {
+  for (int64_t i = 0; i < length; ++i) {
     const int64_t lo = std::max<int64_t>(0, i - half), hi = std::min<int64_t>(length, i + half + 1);
     if (pool == Pool::kMax) {
       float m = row[lo];
       for (int64_t j = lo + 1; j < hi; ++j) m = (row[j] > m || std::isnan(row[j])) ? row[j] : m;
-      out[i - begin] = m;
+      out[i] = m;
     } else {
       float sum = 0.0f;
       for (int64_t j = lo; j < hi; ++j) sum += row[j];
-      out[i - begin] = sum / static_cast<float>(kernel);
+      out[i] = sum / static_cast<float>(kernel);
     }
   }
 }
@@ -63,7 +62,7 @@ void select_positions(const Selection& s, int32_t* out) {
         if (s.pool == Pool::kNone) {
           std::copy(row + begin, row + end, pooled.begin());
         } else {
-          pool_row(row, s.length, begin, end, s.pool, s.kernel, pooled.data());
+          pool_row(row + begin, end - begin, s.pool, s.kernel, pooled.data());
         }
         ids.resize(static_cast<size_t>(heavy));
         top.resize(static_cast<size_t>(heavy));

@@ -4,10 +4,12 @@
 // `budget`: its first `sinks` positions (attention sinks), its last `recent`
 // (the local window, or SnapKV's observation window), and the
 // budget - sinks - recent best of the positions between them by score, after
-// an optional 1-D pooling of the scores ('same' size, as torch's
+// an optional 1-D pooling of those positions' scores ('same' size, as torch's
 // max_pool1d / avg_pool1d with padding kernel // 2, stride 1, and
-// count_include_pad for the average: SnapKV's clustering). Ties go to the
-// earlier position; NaN scores rank last. Kept positions come out increasing.
+// count_include_pad for the average, over the scored positions only, as
+// SnapKV pools the scores of the positions before its window). Ties go to
+// the earlier position; NaN scores rank last. Kept positions come out
+// increasing.
 #pragma once
 
 #include <cstdint>

@@ -219,11 +219,13 @@ class SnapKV(Policy):
     """Observation-window voting at prefill (Li et al., 2024): the last
     ``window`` prompt tokens' attention to each earlier position (averaged
     over the window, summed over the KV head's query heads), pooled over ``kernel``
-    neighbours, picks the positions kept besides the window itself."""
+    neighbours among the positions before the window (average pooling with
+    kernel 5 and window 32, the original's defaults), picks the positions kept
+    besides the window itself."""
 
     prefill_only = True
 
-    def __init__(self, budget: Any, window: int = 32, kernel: int = 7, pooling: str = "max"):
+    def __init__(self, budget: Any, window: int = 32, kernel: int = 5, pooling: str = "avg"):
         self.recent = check_int(window, "window", "SnapKV")
         self.kernel = check_int(kernel, "kernel", "SnapKV")
         if self.kernel % 2 == 0:

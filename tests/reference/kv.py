@@ -204,8 +204,8 @@ def select_positions(scores, length, sinks, recent, budget, pooling="none", kern
     middle = range(sinks, length - recent)
     heavy = budget - sinks - recent
     chosen = []
-    if heavy:
-        pooled = pool_scores(scores, pooling, kernel)
+    if heavy:  # the scored positions pooled among themselves
+        pooled = [None] * sinks + pool_scores(scores[sinks:length - recent], pooling, kernel)
         key = [(1 if np.isnan(pooled[i]) else 0, -(0.0 if np.isnan(pooled[i]) else pooled[i]), i) for i in middle]
         chosen = sorted(i for _, _, i in sorted(key)[:heavy])
     return list(range(sinks)) + chosen + list(range(length - recent, length))
