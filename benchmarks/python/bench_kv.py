@@ -23,6 +23,9 @@ Parts (each writes benchmarks/results/kv_<part>.{json,md}):
   caches (ragkernels with the dequantizing path and with fused attention).
 * ``bitstream``: bytes per token of ``rk.kv.encode`` against fp16 and against
   the plain bit-packed cache, encode and decode MB/s (one thread).
+* ``kvpress`` (not in the default parts): kvpress's SnapKV, StreamingLLM and
+  Knorm presses in their own virtualenv (``KVPRESS_PYTHON``; kvpress pins
+  transformers < 5.3) on the same prompts, against ragkernels' policies.
 
 Threads: torch and ragkernels both use RAGKERNELS_BENCH_THREADS (default: all
 cores), the same for every row.
@@ -249,8 +252,6 @@ def real_kv(model, tokenizer, tokens: int):
 
 
 def part_quality(n_prompts: int) -> None:
-    import torch
-
     import ragkernels as rk
 
     model, tokenizer = load_model()
@@ -361,8 +362,6 @@ def part_speed(contexts=(1024, 8192, 32768), steps: int = 8) -> None:
 # ---- bitstream --------------------------------------------------------------------------------
 
 def part_bitstream(tokens: int = 8192) -> None:
-    import torch
-
     import ragkernels as rk
     from ragkernels import kv
 
@@ -386,7 +385,62 @@ def part_bitstream(tokens: int = 8192) -> None:
         print(rows[-1], flush=True)
     rk.set_num_threads(THREADS)
     print(write_results("kv_bitstream", rows, list(rows[0]), meta({"tokens": tokens, "encode/decode threads": 1})))
-    del torch
+
+
+# ---- kvpress, in its own environment ---------------------------------------------------------
+
+def part_kvpress(n_prompts: int) -> None:
+    """kvpress's SnapKV, StreamingLLM and Knorm presses (kvpress pins
+    transformers < 5.3: its own virtualenv, $KVPRESS_PYTHON) on the same model
+    and RAG prompts: the share of 64 greedy tokens equal to each side's full
+    precision output, and between kvpress and ragkernels for the same policy
+    and budget (SnapKV window 32, kernel 5, average pooling; StreamingLLM 4 sinks)."""
+    import json
+    import subprocess
+    import tempfile
+
+    import ragkernels as rk
+    from ragkernels import kv
+    from ragkernels.hf import smollm2
+
+    python = os.environ.get("KVPRESS_PYTHON")
+    if not python:
+        sys.exit("set KVPRESS_PYTHON to the python of a virtualenv with kvpress==0.5.5 (it pins transformers < 5.3)")
+    model, tokenizer = load_model()
+    prompts = rag_inputs(tokenizer, n_prompts)
+    with tempfile.TemporaryDirectory() as tmp:
+        spec = {"prompts": [p[0].tolist() for p in prompts], "new_tokens": 64, "threads": THREADS}
+        Path(tmp, "prompts.json").write_text(json.dumps(spec))
+        folder = smollm2._cache_root() / smollm2._CACHE_NAME
+        subprocess.run([python, str(Path(__file__).with_name("_kvpress_run.py")), str(Path(tmp, "prompts.json")),
+                        str(folder), str(Path(tmp, "out.json"))], check=True)
+        theirs = json.loads(Path(tmp, "out.json").read_text())
+    ours = {"full precision": [greedy(model, ids, None).tolist() for ids in prompts]}
+    rk.hf.enable_fused_attention(model)
+    for share in (0.5, 0.25):
+        pct = f"{int(share * 100)}%"
+        for name, make in ((f"SnapKV {pct}", lambda n, s=share: kv.SnapKV(max(1, int(n * s)), window=32, kernel=5,
+                                                                           pooling="avg")),
+                           (f"StreamingLLM {pct}", lambda n, s=share: kv.StreamingLLM(4, max(1, int(n * s)) - 4))):
+            ours[name] = [greedy(model, ids, rk.hf.CompressedCache(model.config, key_bits=None,
+                                                                   policy=make(ids.shape[1]))).tolist()
+                          for ids in prompts]
+    model.set_attn_implementation("sdpa")
+
+    def share_equal(a, b):
+        return float(np.mean([np.mean(np.array(x) == np.array(y)) for x, y in zip(a, b)]))
+
+    rows = []
+    for name in theirs:
+        row = {"policy": name, "kvpress vs its full precision": share_equal(theirs[name], theirs["full precision"])}
+        if name in ours:
+            row["ragkernels vs its full precision"] = share_equal(ours[name], ours["full precision"])
+            row["ragkernels vs kvpress"] = share_equal(ours[name], theirs[name])
+        rows.append(row)
+        print(row, flush=True)
+    print(write_results("kv_kvpress", rows, ["policy", "kvpress vs its full precision",
+                                             "ragkernels vs its full precision", "ragkernels vs kvpress"],
+                        meta({"prompts": len(prompts), "kvpress python": python})))
 
 
 def main() -> None:
@@ -398,7 +452,7 @@ def main() -> None:
     for part in args.parts.split(","):
         print(f"== {part}", flush=True)
         {"kernels": part_kernels, "quality": lambda: part_quality(args.prompts), "speed": part_speed,
-         "bitstream": part_bitstream}[part]()
+         "bitstream": part_bitstream, "kvpress": lambda: part_kvpress(args.prompts)}[part]()
 
 
 if __name__ == "__main__":
