@@ -73,7 +73,6 @@ class CompressedLayer(CacheLayerMixin):
         self.attention = None  # H2O: float32 [batch, heads, held], attention received so far
         self.budget = None     # policy layers: positions kept, fixed at prefill
         self._tail = 0         # trailing held slots known to be the last `_tail` tokens seen
-        self._new = 0          # tokens of the current update
 
     # -- transformers' layer API ----------------------------------------------------------------
     def lazy_initialization(self, key_states: torch.Tensor, value_states: torch.Tensor) -> None:
@@ -104,14 +103,14 @@ class CompressedLayer(CacheLayerMixin):
                              "implementation (it masks per head and may read the queries); call "
                              "ragkernels.hf.enable_fused_attention(model) first")
         earlier = self.keys.shape[-2]
-        self._new = key_states.shape[-2]
-        self.length += self._new
-        self._tail += self._new
+        new = key_states.shape[-2]
+        self.length += new
+        self._tail += new
         self.keys = torch.cat([self.keys, key_states], dim=-2)
         self.values = torch.cat([self.values, value_states], dim=-2)
         if self.compressed:
             self._flush(earlier)
-        if self.policy is not None or (fused and self._new == 1 and (self.compressed or self.selection is not None)):
+        if self.policy is not None or (fused and new == 1 and (self.compressed or self.selection is not None)):
             return self._markers()
         return self.dequantized()
 
@@ -133,7 +132,7 @@ class CompressedLayer(CacheLayerMixin):
         self.quantized_keys = self.quantized_values = None
         self.valid = self.positions = self.attention = self.budget = None
         self.sentence_starts = self._summaries = None
-        self.length = self._tail = self._new = 0
+        self.length = self._tail = 0
         self.is_initialized = False
 
     def crop(self, tokens_to_remove: int) -> None:
