@@ -16,8 +16,9 @@ Parts (each writes benchmarks/results/kv_<part>.{json,md}):
   64 greedy tokens identical to the full-precision cache's; for full
   precision, ragkernels 8/4/3/2-bit, transformers' QuantizedCache (quanto and
   hqq, same bits, group size and residual) and the eviction policies at 50%
-  and 25% budgets. KV bytes per token at 8k tokens counting every scale,
-  minimum, offset and the residual.
+  and 25% budgets.
+* ``memory``: KV bytes per token at 8k tokens counting every scale, minimum,
+  offset and the residual, group sizes 32 and 64, float16 and float32 residuals.
 * ``speed``: decode tokens/s of SmolLM2 at 1k, 8k and 32k cached tokens (the
   cache filled with the model's own KV of real text, tiled), for the same
   caches (ragkernels with the dequantizing path and with fused attention).
@@ -281,7 +282,7 @@ def part_quality(n_prompts: int) -> None:
             if per_token is not None:
                 row["KV bytes/token @8k"] = per_token
                 row["vs fp16"] = fp16_bytes / per_token
-        row["seconds"] = time.perf_counter() - start
+        row["seconds"] = time.perf_counter() - start  # wall time of the row (not a speed figure)
         rows.append(row)
         print(row, flush=True)
     model.set_attn_implementation("sdpa")
@@ -387,6 +388,36 @@ def part_bitstream(tokens: int = 8192) -> None:
     print(write_results("kv_bitstream", rows, list(rows[0]), meta({"tokens": tokens, "encode/decode threads": 1})))
 
 
+# ---- memory -----------------------------------------------------------------------------------
+
+def part_memory(tokens: int = 8192) -> None:
+    """KV bytes per token of CompressedCache at `tokens` tokens, SmolLM2's
+    shapes (30 layers, 3 KV heads of 64), counting codes, every scale,
+    minimum and block offset and the full-precision residual, after the flush
+    a decoding step makes. The bytes depend on the shapes only, so random
+    states stand in for the model's."""
+    import torch
+    import transformers
+
+    import ragkernels as rk
+
+    config = transformers.LlamaConfig(num_hidden_layers=30, num_attention_heads=9, num_key_value_heads=3,
+                                      hidden_size=576, head_dim=64)
+    fp16 = 30 * 3 * 64 * 2 * 2
+    rows = []
+    for dtype in (torch.float16, torch.float32):
+        for group in (32, 64):
+            for bits in (8, 4, 3, 2):
+                cache = rk.hf.CompressedCache(config, key_bits=bits, group_size=group, residual=RESIDUAL)
+                for layer in range(30):
+                    k = torch.randn(1, 3, tokens, 64).to(dtype)
+                    cache.update(k, k, layer)
+                    cache.update(k[:, :, :0], k[:, :, :0], layer)  # the flush of the next decoding step
+                rows.append({"residual dtype": str(dtype).split(".")[-1], "group size": group, "bits": bits,
+                             "bytes/token": cache.nbytes / tokens, "vs fp16": fp16 / (cache.nbytes / tokens)})
+    print(write_results("kv_memory", rows, list(rows[0]), meta({"tokens": tokens, "fp16 bytes/token": fp16})))
+
+
 # ---- kvpress, in its own environment ---------------------------------------------------------
 
 def part_kvpress(n_prompts: int) -> None:
@@ -445,14 +476,15 @@ def part_kvpress(n_prompts: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--parts", default="kernels,bitstream,quality,speed")
+    parser.add_argument("--parts", default="kernels,memory,bitstream,quality,speed")
     parser.add_argument("--prompts", type=int, default=8, help="RAG prompts for the agreement figure")
     args = parser.parse_args()
     setup_threads()
     for part in args.parts.split(","):
         print(f"== {part}", flush=True)
         {"kernels": part_kernels, "quality": lambda: part_quality(args.prompts), "speed": part_speed,
-         "bitstream": part_bitstream, "kvpress": lambda: part_kvpress(args.prompts)}[part]()
+         "bitstream": part_bitstream, "memory": part_memory,
+         "kvpress": lambda: part_kvpress(args.prompts)}[part]()
 
 
 if __name__ == "__main__":
