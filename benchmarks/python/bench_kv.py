@@ -252,7 +252,7 @@ def real_kv(model, tokenizer, tokens: int):
     return [(layer.keys, layer.values) for layer in cache.layers]
 
 
-def part_quality(n_prompts: int) -> None:
+def part_quality(n_prompts: int, only: str = "") -> None:
     import ragkernels as rk
 
     model, tokenizer = load_model()
@@ -264,6 +264,9 @@ def part_quality(n_prompts: int) -> None:
     rows = []
     configs = {name: (lambda m: lambda n: m())(make) for name, make in cache_makers(model).items()}
     configs.update(policy_makers(model))
+    if only:  # a subset, by regular expression on the names
+        import re
+        configs = {name: make for name, make in configs.items() if re.search(only, name) or name == "full precision"}
     for name, make in configs.items():
         policy = name.split()[0] in ("StreamingLLM", "H2O", "SnapKV")
         if policy:
@@ -288,7 +291,7 @@ def part_quality(n_prompts: int) -> None:
     model.set_attn_implementation("sdpa")
     tokens = sum(len(s) - 1 for s in segments)
     columns = ["cache", "perplexity", "RAG tokens identical", "KV bytes/token @8k", "vs fp16", "seconds"]
-    print(write_results("kv_quality", rows, columns, meta({
+    print(write_results("kv_quality" + ("_" + "".join(c for c in only if c.isalnum()) if only else ""), rows, columns, meta({
         "perplexity tokens": tokens, "rag prompts": len(prompts),
         "rag prompt tokens": [int(p.shape[1]) for p in prompts], "fp16 bytes/token": fp16_bytes})))
     plot_quality(rows, fp16_bytes)
@@ -478,11 +481,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="kernels,memory,bitstream,quality,speed")
     parser.add_argument("--prompts", type=int, default=8, help="RAG prompts for the agreement figure")
+    parser.add_argument("--caches", default="", help="quality part: only the caches whose name matches this regex")
     args = parser.parse_args()
     setup_threads()
     for part in args.parts.split(","):
         print(f"== {part}", flush=True)
-        {"kernels": part_kernels, "quality": lambda: part_quality(args.prompts), "speed": part_speed,
+        {"kernels": part_kernels, "quality": lambda: part_quality(args.prompts, args.caches), "speed": part_speed,
          "bitstream": part_bitstream, "memory": part_memory,
          "kvpress": lambda: part_kvpress(args.prompts)}[part]()
 
