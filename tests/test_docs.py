@@ -12,7 +12,7 @@ import pytest
                                     "ragkernels.hf.cross_encoder", "ragkernels.select",
                                     "ragkernels.spec", "ragkernels._spec_drafters",
                                     "ragkernels._spec_datastore", "ragkernels._spec_trie", "ragkernels.hf.spec",
-                                    "ragkernels.hf.cache"])
+                                    "ragkernels.hf.cache", "ragkernels.kv"])
 def test_docstring_examples(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.failed == 0

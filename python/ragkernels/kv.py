@@ -62,7 +62,18 @@ def packed_bytes(count: int, bits: int) -> int:
 
 
 def quantize_keys(keys: Any, bits: int, group_size: int) -> QuantizedKeys:
-    """Quantizes ``keys`` per channel in blocks of ``group_size`` tokens (the last block may be shorter)."""
+    """Quantizes ``keys`` per channel in blocks of ``group_size`` tokens (the last block may be shorter).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> keys = np.arange(32, dtype=np.float32).reshape(1, 1, 4, 8)   # [batch, heads, tokens, dim]
+    >>> packed = quantize_keys(keys, bits=2, group_size=4)
+    >>> packed.codes.shape, packed.scale.shape                       # 8 codes of 2 bits: 2 bytes a token
+    ((1, 1, 4, 2), (1, 1, 1, 8))
+    >>> bool(np.all(np.abs(dequantize_keys(packed) - keys) <= packed.scale.astype(np.float32) / 2))
+    True
+    """
     op = "quantize_keys"
     bits, group_size = _check_bits(bits, op), check_int(group_size, "group_size", op)
     array, bfloat16, torch_like = _state(keys, op, "keys")
