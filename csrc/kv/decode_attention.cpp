@@ -196,6 +196,8 @@ struct FastKernels {
   void (*score_rows)(const float*, int64_t, int64_t, const float*, float, float*);
   void (*weigh_rows)(const float*, int64_t, const FastLayout&, const float*, float*);
   float (*exp_shift_sum)(float*, int64_t, float);
+  float (*max_of)(const float*, int64_t, bool*);
+  void (*value_weights)(const float*, int64_t, const uint16_t*, const uint16_t*, int64_t, float*, float*);
 };
 
 }  // namespace
@@ -338,9 +340,13 @@ class ChunkScorer {
       float* s = scores_.data() + r * count;
       float m = kNegInf;
       bool nan = false;
-      for (int64_t i = 0; i < count; ++i) {
-        m = s[i] > m ? s[i] : m;
-        nan |= std::isnan(s[i]);
+      if (fast_) {
+        m = fast_->kernels->max_of(s, count, &nan);
+      } else {
+        for (int64_t i = 0; i < count; ++i) {
+          m = s[i] > m ? s[i] : m;
+          nan |= std::isnan(s[i]);
+        }
       }
       out.max[r] = m;
       if (nan) {  // a NaN score makes the whole softmax NaN, as in exact arithmetic
@@ -468,23 +474,10 @@ class ChunkScorer {
                                 unpacked_.data());
     const uint16_t* scale = reinterpret_cast<const uint16_t*>(a_.values.scale + first * groups);
     const uint16_t* minimum = reinterpret_cast<const uint16_t*>(a_.values.minimum + first * groups);
-    group_scale_.resize(static_cast<size_t>(n * groups));
-    group_minimum_.resize(static_cast<size_t>(n * groups));
-    for (int64_t i = 0; i < n * groups; ++i) {
-      group_scale_[i] = half_to_float(scale[i]);
-      group_minimum_[i] = half_to_float(minimum[i]);
-    }
     weights_.resize(static_cast<size_t>(n * groups));
     for (int64_t r = 0; r < reps_; ++r) {
-      const float* p = scores_.data() + r * count;
-      float* m = out.minimums.data() + r * groups;
-      for (int64_t t = 0; t < n; ++t) {
-        for (int64_t k = 0; k < groups; ++k) {
-          // a zero weight (masked, or underflown) reads nothing, so a NaN there is ignored
-          weights_[t * groups + k] = p[t] == 0.0f ? 0.0f : p[t] * group_scale_[t * groups + k];
-          if (p[t] != 0.0f) m[k] += p[t] * group_minimum_[t * groups + k];
-        }
-      }
+      fast_->kernels->value_weights(scores_.data() + r * count, n, scale, minimum, groups, weights_.data(),
+                                    out.minimums.data() + r * groups);
       fast_->kernels->weigh_rows(unpacked_.data(), n, fast_->values, weights_.data(), out.slots.data() + r * slots);
     }
   }
@@ -498,7 +491,7 @@ class ChunkScorer {
   int64_t key_slots_ = 0;
   const std::vector<int32_t>* key_channel_ = nullptr;
   std::vector<float> query_, folded_, bias_, row_, scores_, block_scale_, block_minimum_;
-  std::vector<float> unpacked_, group_scale_, group_minimum_, weights_;
+  std::vector<float> unpacked_, weights_;
 };
 
 // Merges a stream's chunk partials into its queries' outputs (channel order).
