@@ -8,6 +8,9 @@
 // where the baseline copy is NEON), one rule for every area.
 #pragma once
 
+#include <cstdlib>
+#include <string_view>
+
 #define RK_ISA_BASELINE 0
 #define RK_ISA_AVX2 1
 #define RK_ISA_AVX512 2
@@ -30,16 +33,26 @@ namespace ragkernels {
 
 enum class Isa { kBaseline = RK_ISA_BASELINE, kAvx2 = RK_ISA_AVX2, kAvx512 = RK_ISA_AVX512 };
 
+// The best copy this processor runs, capped by the environment variable
+// RAGKERNELS_ISA ("baseline", "avx2" or "avx512"; read at every call), so
+// that the tests run every copy a machine supports and a user can rule a
+// wider one out. An unknown name caps nothing.
 inline Isa best_isa() {
+  Isa best = Isa::kBaseline;
 #ifdef RK_ISA_X86
   __builtin_cpu_init();
   if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl"))
-    return Isa::kAvx512;
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    return Isa::kAvx2;
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    best = Isa::kAvx512;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c")) {
+    best = Isa::kAvx2;
+  }
 #endif
-  return Isa::kBaseline;
+  const char* cap = std::getenv("RAGKERNELS_ISA");
+  if (cap == nullptr) return best;
+  const std::string_view name(cap);
+  const Isa limit = name == "baseline" ? Isa::kBaseline : name == "avx2" ? Isa::kAvx2 : Isa::kAvx512;
+  return static_cast<int>(best) < static_cast<int>(limit) ? best : limit;
 }
 
 }  // namespace ragkernels

@@ -194,10 +194,10 @@ struct FastKernels {
   int lanes;
   void (*unpack_rows)(const uint8_t*, int64_t, int64_t, const FastLayout&, float*);
   void (*score_rows)(const float*, int64_t, int64_t, const float*, float, float*);
-  void (*weigh_rows)(const float*, int64_t, const FastLayout&, const float*, float*);
+  void (*weigh_rows)(const float*, int64_t, const FastLayout&, const float*, const float*, const float*, float*, float*);
   float (*exp_shift_sum)(float*, int64_t, float);
   float (*max_of)(const float*, int64_t, bool*);
-  void (*value_weights)(const float*, int64_t, const uint16_t*, const uint16_t*, int64_t, float*, float*);
+  void (*halves_to_floats)(const uint16_t*, int64_t, float*);
 };
 
 }  // namespace
@@ -314,7 +314,7 @@ class ChunkScorer {
   ChunkScorer(const DecodeAttention& a, int64_t stream, const CodeLayout& key_layout, const CodeLayout& value_layout,
               const std::vector<int64_t>& segments, const FastPlan& fast)
       : a_(a), stream_(stream), key_layout_(key_layout), value_layout_(value_layout), segments_(segments),
-        fast_(fast.usable() ? &fast : nullptr) {
+        kernels_(*fast.kernels), fast_(fast.usable() ? &fast : nullptr) {
     key_slots_ = fast_ ? fast.keys.slots : key_layout.slots;
     key_channel_ = fast_ ? &fast.keys.channel : &key_layout.channel;
     const int64_t dim = a.keys.dim;
@@ -323,11 +323,20 @@ class ChunkScorer {
     query_.resize(reps_ * dim);
     const int64_t first_query = batch_row_ * a.q_heads + (stream % a.kv_heads) * reps_;
     for (int64_t r = 0; r < reps_; ++r) load_row(a.query, first_query + r, 0, query_.data() + r * dim);
+    for (float& q : query_) q *= a.scaling;
+    query_slots_.assign(reps_ * key_slots_, 0.0f);
+    for (int64_t r = 0; r < reps_; ++r) {
+      for (int64_t j = 0; j < key_slots_; ++j) {
+        const int32_t d = (*key_channel_)[j];
+        if (d >= 0) query_slots_[r * key_slots_ + j] = query_[r * dim + d];
+      }
+    }
     folded_.resize(reps_ * key_slots_);
     bias_.resize(reps_);
     row_.assign(std::max({dim, key_layout.slots, 2 * value_layout.slots}), 0.0f);
     block_scale_.resize(dim);
     block_minimum_.resize(dim);
+    slot_scale_.resize(key_slots_);
   }
 
   void run(int64_t begin, int64_t end, Partial& out) {
@@ -338,16 +347,8 @@ class ChunkScorer {
     out.sum.assign(reps_, 0.0f);
     for (int64_t r = 0; r < reps_; ++r) {
       float* s = scores_.data() + r * count;
-      float m = kNegInf;
       bool nan = false;
-      if (fast_) {
-        m = fast_->kernels->max_of(s, count, &nan);
-      } else {
-        for (int64_t i = 0; i < count; ++i) {
-          m = s[i] > m ? s[i] : m;
-          nan |= std::isnan(s[i]);
-        }
-      }
+      const float m = kernels_.max_of(s, count, &nan);
       out.max[r] = m;
       if (nan) {  // a NaN score makes the whole softmax NaN, as in exact arithmetic
         out.sum[r] = std::numeric_limits<float>::quiet_NaN();
@@ -357,13 +358,7 @@ class ChunkScorer {
         std::fill(s, s + count, 0.0f);
         continue;
       }
-      if (fast_) {
-        out.sum[r] = fast_->kernels->exp_shift_sum(s, count, m);
-      } else {
-        float total = 0.0f;
-        for (int64_t i = 0; i < count; ++i) total += (s[i] = std::exp(s[i] - m));
-        out.sum[r] = total;
-      }
+      out.sum[r] = kernels_.exp_shift_sum(s, count, m);
     }
     weigh_values(begin, end, out);
   }
@@ -382,10 +377,10 @@ class ChunkScorer {
       if (fast_) {
         const int64_t n = run_end - t;
         unpacked_.resize(static_cast<size_t>(n * fast_->keys.slots));
-        fast_->kernels->unpack_rows(a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes,
+        kernels_.unpack_rows(a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes,
                                     n, fast_->keys, unpacked_.data());
         for (int64_t r = 0; r < reps_; ++r) {
-          fast_->kernels->score_rows(unpacked_.data(), n, fast_->keys.slots, folded_.data() + r * key_slots_,
+          kernels_.score_rows(unpacked_.data(), n, fast_->keys.slots, folded_.data() + r * key_slots_,
                                      bias_[r], scores_.data() + r * count + (t - begin));
         }
         t = run_end;
@@ -401,7 +396,7 @@ class ChunkScorer {
     for (int64_t t = std::max(begin, quantized); t < end; ++t) {
       load_row(a_.residual_keys, stream_, t - quantized, row_.data());
       for (int64_t r = 0; r < reps_; ++r) {
-        scores_[r * count + (t - begin)] = dot(query_.data() + r * dim, row_.data(), dim) * a_.scaling;
+        scores_[r * count + (t - begin)] = dot(query_.data() + r * dim, row_.data(), dim);
       }
     }
     if (a_.mask) {
@@ -413,25 +408,21 @@ class ChunkScorer {
     }
   }
 
-  // The block's scale folded into the query (in the key layout's slots), its
-  // minimum into a bias: q.(c*s + m) = (q*s).c + q.m
+  // The block's scale folded into the (scaled) query, in the key layout's
+  // slots, its minimum into a bias: q.(c*s + m) = (q*s).c + q.m
   void fold_block(int64_t block) {
-    const int64_t dim = a_.keys.dim, slots = key_slots_;
-    const uint16_t* scale = reinterpret_cast<const uint16_t*>(a_.keys.scale + (stream_ * a_.keys.blocks + block) * dim);
-    const uint16_t* minimum =
-        reinterpret_cast<const uint16_t*>(a_.keys.minimum + (stream_ * a_.keys.blocks + block) * dim);
-    for (int64_t d = 0; d < dim; ++d) {
-      block_scale_[d] = half_to_float(scale[d]) * a_.scaling;
-      block_minimum_[d] = half_to_float(minimum[d]) * a_.scaling;
+    const int64_t dim = a_.keys.dim, slots = key_slots_, at = (stream_ * a_.keys.blocks + block) * dim;
+    kernels_.halves_to_floats(reinterpret_cast<const uint16_t*>(a_.keys.scale + at), dim, block_scale_.data());
+    kernels_.halves_to_floats(reinterpret_cast<const uint16_t*>(a_.keys.minimum + at), dim, block_minimum_.data());
+    for (int64_t j = 0; j < slots; ++j) {
+      const int32_t d = (*key_channel_)[j];
+      slot_scale_[j] = d < 0 ? 0.0f : block_scale_[d];
     }
     for (int64_t r = 0; r < reps_; ++r) {
-      const float* q = query_.data() + r * dim;
+      const float* q = query_slots_.data() + r * slots;
       float* folded = folded_.data() + r * slots;
-      for (int64_t j = 0; j < slots; ++j) {
-        const int32_t d = (*key_channel_)[j];
-        folded[j] = d < 0 ? 0.0f : q[d] * block_scale_[d];
-      }
-      bias_[r] = dot(q, block_minimum_.data(), dim);
+      for (int64_t j = 0; j < slots; ++j) folded[j] = q[j] * slot_scale_[j];
+      bias_[r] = dot(query_.data() + r * dim, block_minimum_.data(), dim);
     }
   }
 
@@ -464,21 +455,28 @@ class ChunkScorer {
     }
   }
 
-  // Values of tokens [begin, stop) through the fast kernels: weights p * scale
-  // per (token, group), the minimums' share per group.
+  // Values of tokens [begin, stop) through the fast kernels, unpacked a run
+  // of kValueRun tokens at a time (the run stays in L1 while each query
+  // weighs it).
   void weigh_values_fast(int64_t begin, int64_t stop, int64_t count, Partial& out) {
+    constexpr int64_t kValueRun = 64;
     const int64_t n = stop - begin, groups = a_.values.groups(), slots = fast_->values.slots;
     const int64_t first = stream_ * a_.keys.tokens + begin;
-    unpacked_.resize(static_cast<size_t>(n * slots));
-    fast_->kernels->unpack_rows(a_.values.codes + first * value_layout_.bytes, value_layout_.bytes, n, fast_->values,
-                                unpacked_.data());
-    const uint16_t* scale = reinterpret_cast<const uint16_t*>(a_.values.scale + first * groups);
-    const uint16_t* minimum = reinterpret_cast<const uint16_t*>(a_.values.minimum + first * groups);
-    weights_.resize(static_cast<size_t>(n * groups));
-    for (int64_t r = 0; r < reps_; ++r) {
-      fast_->kernels->value_weights(scores_.data() + r * count, n, scale, minimum, groups, weights_.data(),
-                                    out.minimums.data() + r * groups);
-      fast_->kernels->weigh_rows(unpacked_.data(), n, fast_->values, weights_.data(), out.slots.data() + r * slots);
+    const FastKernels& k = kernels_;
+    group_scale_.resize(static_cast<size_t>(2 * n * groups));
+    float* scale = group_scale_.data();
+    float* minimum = scale + n * groups;
+    k.halves_to_floats(reinterpret_cast<const uint16_t*>(a_.values.scale + first * groups), n * groups, scale);
+    k.halves_to_floats(reinterpret_cast<const uint16_t*>(a_.values.minimum + first * groups), n * groups, minimum);
+    unpacked_.resize(static_cast<size_t>(std::min(n, kValueRun) * slots));
+    for (int64_t t = 0; t < n; t += kValueRun) {
+      const int64_t run = std::min(kValueRun, n - t);
+      k.unpack_rows(a_.values.codes + (first + t) * value_layout_.bytes, value_layout_.bytes, run, fast_->values,
+                    unpacked_.data());
+      for (int64_t r = 0; r < reps_; ++r) {
+        k.weigh_rows(unpacked_.data(), run, fast_->values, scores_.data() + r * count + t, scale + t * groups,
+                     minimum + t * groups, out.slots.data() + r * slots, out.minimums.data() + r * groups);
+      }
     }
   }
 
@@ -487,11 +485,12 @@ class ChunkScorer {
   const CodeLayout& key_layout_;
   const CodeLayout& value_layout_;
   const std::vector<int64_t>& segments_;
+  const FastKernels& kernels_;  // this machine's instruction set's (the fast path's, when it is usable)
   const FastPlan* fast_;
   int64_t key_slots_ = 0;
   const std::vector<int32_t>* key_channel_ = nullptr;
-  std::vector<float> query_, folded_, bias_, row_, scores_, block_scale_, block_minimum_;
-  std::vector<float> unpacked_, weights_;
+  std::vector<float> query_, query_slots_, folded_, bias_, row_, scores_, block_scale_, block_minimum_, slot_scale_;
+  std::vector<float> unpacked_, group_scale_;
 };
 
 // Merges a stream's chunk partials into its queries' outputs (channel order).
