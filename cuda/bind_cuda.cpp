@@ -7,6 +7,9 @@
 #include <pybind11/pybind11.h>
 
 #include <algorithm>
+#include <climits>
+#include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <string>
 #include <vector>
@@ -15,6 +18,9 @@
 #include "core/topk.cuh"
 #include "dense/flat_search.cuh"
 #include "bindings/dlpack_abi.h"
+#include "kv/decode_attention.cuh"
+#include "kv/quantize.cuh"
+#include "kv/quantize.h"
 #include "rerank/maxsim.cuh"
 #include "spec/trie_mask.cuh"
 
@@ -136,8 +142,10 @@ const char* dtype_name(const RkDLDataType& t) {
   if (t.code == kRkDLBfloat) return t.bits == 16 ? "bfloat16" : "a bfloat dtype";
   if (t.code == kRkDLFloat)
     return t.bits == 32 ? "float32" : t.bits == 16 ? "float16" : t.bits == 64 ? "float64" : "float";
-  if (t.code == kRkDLInt) return t.bits == 8 ? "int8" : t.bits == 32 ? "int32" : t.bits == 64 ? "int64" : "int";
-  return t.code == kRkDLUInt ? "an unsigned dtype" : "an unknown dtype";
+  if (t.code == kRkDLInt)
+    return t.bits == 8 ? "int8" : t.bits == 16 ? "int16" : t.bits == 32 ? "int32" : t.bits == 64 ? "int64" : "int";
+  if (t.code == kRkDLUInt) return t.bits == 8 ? "uint8" : "an unsigned dtype";
+  return "an unknown dtype";
 }
 
 bool is_dtype(const RkDLTensor& t, uint8_t code, uint8_t bits) {
@@ -485,6 +493,321 @@ class TrieMask {
   std::vector<std::unique_ptr<DeviceScratch>> buffers_;  // freed with the object, or when the constructor throws
 };
 
+// ------------------------------------------------------------ kv ---------
+// csrc/bindings/bind_kv.cpp's quantization and fused decode attention on
+// CUDA tensors: the same names, checks and messages (the CPU op is the
+// oracle); dtypes come from DLPack (bfloat16 included), outputs are fresh
+// arrays on the input's device.
+namespace rkv = ragkernels::cuda::kv;
+
+std::string describe(const RkDLTensor& t) {
+  std::string out = std::string(dtype_name(t.dtype)) + " with shape (";
+  for (int d = 0; d < t.ndim; ++d) out += (d ? ", " : "") + std::to_string(t.shape[d]);
+  return out + (t.ndim == 1 ? ",)" : ")");
+}
+
+// Stride of `axis` in elements (DLPack's NULL strides: C-contiguous).
+int64_t stride_of(const RkDLTensor& t, int axis) {
+  if (t.strides != nullptr) return t.strides[axis];
+  int64_t stride = 1;
+  for (int d = t.ndim - 1; d > axis; --d) stride *= t.shape[d];
+  return stride;
+}
+
+// A 4-D [batch, heads, tokens, dim] float32 / float16 / bfloat16 view with
+// contiguous channels, other axes strided (bind_kv.cpp's tokens_view).
+rkv::DeviceTokens kv_tokens(const RkDLTensor& t, const char* op, const char* arg) {
+  RK_CHECK_ARG(t.ndim == 4, op, ": ", arg, " must be 4-D [batch, heads, tokens, dim], got ", describe(t));
+  rkv::DeviceTokens v;
+  if (is_dtype(t, kRkDLFloat, 32)) {
+    v.dtype = rkv::Dtype::kFloat32;
+  } else if (is_dtype(t, kRkDLFloat, 16)) {
+    v.dtype = rkv::Dtype::kFloat16;
+  } else {
+    RK_CHECK_TYPE(is_dtype(t, kRkDLBfloat, 16), op, ": ", arg, " must be float32, float16 or bfloat16, got ",
+                  describe(t));
+    v.dtype = rkv::Dtype::kBFloat16;
+  }
+  const bool empty = !(t.shape[0] && t.shape[1] && t.shape[2] && t.shape[3]);
+  RK_CHECK_ARG(empty || t.shape[3] <= 1 || stride_of(t, 3) == 1, op, ": ", arg,
+               " must have contiguous channels (the last axis); pass a contiguous tensor");
+  for (int axis = 0; axis < 3; ++axis) {
+    RK_CHECK_ARG(empty || stride_of(t, axis) >= 0, op, ": ", arg, " has negative strides; pass a contiguous tensor");
+  }
+  v.data = data_ptr(t);
+  v.streams = t.shape[0] * t.shape[1];
+  v.heads = t.shape[1];
+  v.tokens = t.shape[2];
+  v.dim = t.shape[3];
+  v.batch_stride = stride_of(t, 0);
+  v.head_stride = stride_of(t, 1);
+  v.token_stride = stride_of(t, 2);
+  return v;
+}
+
+void check_kv_bits(int bits, const char* op) {
+  RK_CHECK_ARG(bits == 2 || bits == 3 || bits == 4 || bits == 8, op, ": bits must be 2, 3, 4 or 8, got ", bits);
+}
+
+void check_kv_group(int group, const char* op) {
+  RK_CHECK_ARG(group >= 1, op, ": group_size must be >= 1, got ", group);
+}
+
+// A C-contiguous array of `dtype` (named `dtype_text`) with exactly `shape`, on `device`.
+const void* kv_packed(const RkDLTensor& t, RkDLDataType dtype, const char* dtype_text,
+                      std::initializer_list<int64_t> shape, int device, const char* op, const char* arg) {
+  RK_CHECK_TYPE(is_dtype(t, dtype.code, dtype.bits), op, ": ", arg, " must be ", dtype_text, ", got ", describe(t));
+  RK_CHECK_ARG(contiguous_or_empty(t), op, ": ", arg, " must be C-contiguous");
+  bool same = t.ndim == static_cast<int>(shape.size());
+  int axis = 0;
+  std::string expected = "(";
+  for (int64_t n : shape) {
+    if (same) same = t.shape[axis] == n;
+    expected += (axis++ ? ", " : "") + std::to_string(n);
+  }
+  RK_CHECK_ARG(same, op, ": ", arg, " must have shape ", expected, "), got ", describe(t));
+  RK_CHECK_ARG(t.device.device_id == device, op, ": ", arg, " is on cuda:", t.device.device_id, ", the query on cuda:",
+               device);
+  return data_ptr(t);
+}
+
+constexpr RkDLDataType kUint8{kRkDLUInt, 8, 1}, kHalf{kRkDLFloat, 16, 1}, kInt32{kRkDLInt, 32, 1};
+constexpr RkDLDataType kFloat32{kRkDLFloat, 32, 1};
+
+// The CPU op's ValueError for the group `index` beyond float16, quoting its
+// [lo, hi] (recomputed on the device).
+[[noreturn]] void raise_group_overflow(const rkv::DeviceTokens& x, bool keys, int group, unsigned long long index,
+                                       const char* op) {
+  DeviceScratch range(2 * sizeof(float), op);
+  float host[2] = {0.0f, 0.0f};
+  cudaError_t status = rkv::group_range(x, keys, group, index, static_cast<float*>(range.data), nullptr);
+  if (status == cudaSuccess) status = cudaMemcpy(host, range.data, sizeof host, cudaMemcpyDeviceToHost);
+  check_cuda(status, op);
+  throw ValueError(ragkernels::detail::message("KV quantization: a group spans [", host[0], ", ", host[1],
+                                               "], beyond what a float16 scale and minimum hold (|x| <= 65504)"));
+}
+
+// Runs `launch(error_word)` on the default stream and waits; raises for a
+// group beyond float16.
+template <typename Launch>
+void run_quantize(const rkv::DeviceTokens& x, bool keys, int group, const char* op, Launch launch) {
+  DeviceScratch error(sizeof(unsigned long long), op);
+  auto* word = static_cast<unsigned long long*>(error.data);
+  unsigned long long found = rkv::kNoError;
+  cudaError_t status;
+  {
+    py::gil_scoped_release nogil;
+    status = cudaMemsetAsync(word, 0xff, sizeof found, nullptr);  // kNoError
+    if (status == cudaSuccess) status = launch(word);
+    if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
+    if (status == cudaSuccess) status = cudaMemcpy(&found, word, sizeof found, cudaMemcpyDeviceToHost);
+  }
+  check_cuda(status, op);
+  if (found != rkv::kNoError) raise_group_overflow(x, keys, group, found, op);
+}
+
+// The keys or values tensor checked as the CPU binding does; sets the device.
+rkv::DeviceTokens quantize_input(const RkDLTensor& t, int bits, int group, const char* op, const char* arg) {
+  check_kv_bits(bits, op);
+  check_kv_group(group, op);
+  const rkv::DeviceTokens x = kv_tokens(t, op, arg);
+  RK_CHECK_ARG(x.dim >= 1, op, ": the head dimension must be >= 1");
+  check_cuda(cudaSetDevice(t.device.device_id), op);
+  return x;
+}
+
+py::tuple kv_quantize_keys(py::handle keys_obj, int bits, int group) {
+  constexpr const char* kOp = "quantize_keys";
+  py::object capsule;
+  const RkDLTensor& t = borrow(keys_obj, capsule, kOp, "keys");
+  const rkv::DeviceTokens x = quantize_input(t, bits, group, kOp, "keys");
+  RK_CHECK_ARG(x.tokens <= INT32_MAX, kOp, ": at most 2^31 - 1 tokens (int32 block offsets), got ", x.tokens);
+  const int device = t.device.device_id;
+  const int64_t batch = t.shape[0], heads = t.shape[1], blocks = (x.tokens + group - 1) / group;
+  void *codes = nullptr, *scale = nullptr, *minimum = nullptr, *offsets = nullptr;
+  py::capsule codes_cap =
+      new_device_array({batch, heads, x.tokens, rkv::packed_bytes(x.dim, bits)}, kUint8, device, &codes);
+  py::capsule scale_cap = new_device_array({batch, heads, blocks, x.dim}, kHalf, device, &scale);
+  py::capsule minimum_cap = new_device_array({batch, heads, blocks, x.dim}, kHalf, device, &minimum);
+  py::capsule offsets_cap = new_device_array({batch, heads, blocks + 1}, kInt32, device, &offsets);
+  run_quantize(x, true, group, kOp, [&](unsigned long long* error) {
+    return rkv::quantize_keys(x, bits, group, static_cast<uint8_t*>(codes), static_cast<uint16_t*>(scale),
+                              static_cast<uint16_t*>(minimum), static_cast<int32_t*>(offsets), error, nullptr);
+  });
+  return py::make_tuple(codes_cap, scale_cap, minimum_cap, offsets_cap);
+}
+
+py::tuple kv_quantize_values(py::handle values_obj, int bits, int group) {
+  constexpr const char* kOp = "quantize_values";
+  py::object capsule;
+  const RkDLTensor& t = borrow(values_obj, capsule, kOp, "values");
+  const rkv::DeviceTokens x = quantize_input(t, bits, group, kOp, "values");
+  const int device = t.device.device_id;
+  const int64_t batch = t.shape[0], heads = t.shape[1], groups = (x.dim + group - 1) / group;
+  void *codes = nullptr, *scale = nullptr, *minimum = nullptr;
+  py::capsule codes_cap =
+      new_device_array({batch, heads, x.tokens, rkv::packed_bytes(x.dim, bits)}, kUint8, device, &codes);
+  py::capsule scale_cap = new_device_array({batch, heads, x.tokens, groups}, kHalf, device, &scale);
+  py::capsule minimum_cap = new_device_array({batch, heads, x.tokens, groups}, kHalf, device, &minimum);
+  run_quantize(x, false, group, kOp, [&](unsigned long long* error) {
+    return rkv::quantize_values(x, bits, group, static_cast<uint8_t*>(codes), static_cast<uint16_t*>(scale),
+                                static_cast<uint16_t*>(minimum), error, nullptr);
+  });
+  return py::make_tuple(codes_cap, scale_cap, minimum_cap);
+}
+
+// The packed keys of `batch` x `heads` streams (bind_kv.cpp's packed_keys;
+// the offsets' values are checked on the device).
+rkv::DevicePackedKeys kv_packed_keys(const RkDLTensor& codes, const RkDLTensor& scale, const RkDLTensor& minimum,
+                                     const RkDLTensor& offsets, int bits, int device, const char* op) {
+  check_kv_bits(bits, op);
+  RK_CHECK_ARG(codes.ndim == 4, op, ": key codes must be 4-D [batch, heads, tokens, bytes], got ", describe(codes));
+  RK_CHECK_ARG(offsets.ndim == 3, op, ": key offsets must be 3-D [batch, heads, blocks + 1], got ",
+               describe(offsets));
+  rkv::DevicePackedKeys k;
+  const int64_t batch = codes.shape[0], heads = codes.shape[1];
+  k.tokens = codes.shape[2];
+  k.blocks = offsets.shape[2] - 1;
+  k.bits = bits;
+  RK_CHECK_ARG(k.blocks >= 0, op, ": key offsets need at least one entry per stream");
+  RK_CHECK_ARG(scale.ndim == 4, op, ": key scale must be 4-D [batch, heads, blocks, dim], got ", describe(scale));
+  k.dim = scale.shape[3];
+  k.codes = static_cast<const uint8_t*>(kv_packed(
+      codes, kUint8, "uint8", {batch, heads, k.tokens, rkv::packed_bytes(k.dim, bits)}, device, op, "key codes"));
+  k.scale = static_cast<const uint16_t*>(
+      kv_packed(scale, kHalf, "float16", {batch, heads, k.blocks, k.dim}, device, op, "key scale"));
+  k.minimum = static_cast<const uint16_t*>(
+      kv_packed(minimum, kHalf, "float16", {batch, heads, k.blocks, k.dim}, device, op, "key minimum"));
+  k.offsets = static_cast<const int32_t*>(
+      kv_packed(offsets, kInt32, "int32", {batch, heads, k.blocks + 1}, device, op, "key offsets"));
+  return k;
+}
+
+rkv::DevicePackedValues kv_packed_values(const RkDLTensor& codes, const RkDLTensor& scale,
+                                         const RkDLTensor& minimum, int bits, int group, int64_t dim, int device,
+                                         const char* op) {
+  check_kv_bits(bits, op);
+  check_kv_group(group, op);
+  RK_CHECK_ARG(codes.ndim == 4, op, ": value codes must be 4-D [batch, heads, tokens, bytes], got ",
+               describe(codes));
+  rkv::DevicePackedValues v;
+  const int64_t batch = codes.shape[0], heads = codes.shape[1], groups = (dim + group - 1) / group;
+  v.tokens = codes.shape[2];
+  v.dim = dim;
+  v.bits = bits;
+  v.group = group;
+  v.codes = static_cast<const uint8_t*>(kv_packed(
+      codes, kUint8, "uint8", {batch, heads, v.tokens, rkv::packed_bytes(dim, bits)}, device, op, "value codes"));
+  v.scale = static_cast<const uint16_t*>(
+      kv_packed(scale, kHalf, "float16", {batch, heads, v.tokens, groups}, device, op, "value scale"));
+  v.minimum = static_cast<const uint16_t*>(
+      kv_packed(minimum, kHalf, "float16", {batch, heads, v.tokens, groups}, device, op, "value minimum"));
+  return v;
+}
+
+// The CPU op's ValueError for bad key offsets (the device found some): the
+// offsets are copied back and checked by csrc's check_key_offsets.
+[[noreturn]] void raise_bad_key_offsets(const rkv::DevicePackedKeys& keys, int64_t streams, const char* op) {
+  std::vector<int32_t> host(static_cast<size_t>(streams * (keys.blocks + 1)));
+  check_cuda(cudaMemcpy(host.data(), keys.offsets, host.size() * sizeof(int32_t), cudaMemcpyDeviceToHost), op);
+  ragkernels::kv::PackedKeys k;
+  k.offsets = host.data();
+  k.streams = streams;
+  k.tokens = keys.tokens;
+  k.blocks = keys.blocks;
+  ragkernels::kv::check_key_offsets(k);
+  throw ValueError(std::string(op) + ": bad key block offsets");  // the device and the CPU check disagree
+}
+
+// Residual keys / values and mask checked against the query and cache (bind_kv.cpp's order and messages).
+void kv_attention_extras(rkv::DeviceDecodeAttention& a, const RkDLTensor& q, const RkDLTensor& rk,
+                         const RkDLTensor& rv, py::handle mask_obj, py::object& mask_capsule, const char* op) {
+  const int device = q.device.device_id;
+  const int64_t dim = a.keys.dim;
+  a.residual_keys = kv_tokens(rk, op, "residual_keys");
+  a.residual_values = kv_tokens(rv, op, "residual_values");
+  for (const RkDLTensor* r : {&rk, &rv}) {
+    RK_CHECK_ARG(r->shape[0] == a.batch && r->shape[1] == a.kv_heads && r->shape[3] == dim &&
+                     r->shape[2] == rk.shape[2],
+                 op, ": residual keys and values must both be (", a.batch, ", ", a.kv_heads, ", tokens, ", dim,
+                 "), got ", describe(rk), " and ", describe(rv));
+    RK_CHECK_TYPE(r->dtype.code == q.dtype.code && r->dtype.bits == q.dtype.bits, op,
+                  ": query, residual_keys and residual_values must share one dtype");
+    RK_CHECK_ARG(r->device.device_id == device, op, ": the residual tensors must be on the query's device cuda:",
+                 device);
+  }
+  const int64_t length = a.keys.tokens + a.residual_keys.tokens;
+  RK_CHECK_ARG(length >= 1, op, ": the cache is empty (no token to attend to)");
+  if (mask_obj.is_none()) return;
+  const RkDLTensor& m = borrow(mask_obj, mask_capsule, op, "mask");
+  a.mask_per_head = m.ndim == 3;
+  a.mask = static_cast<const float*>(a.mask_per_head
+                                         ? kv_packed(m, kFloat32, "float32", {a.batch, a.kv_heads, length}, device,
+                                                     op, "mask")
+                                         : kv_packed(m, kFloat32, "float32", {a.batch, length}, device, op, "mask"));
+}
+
+py::capsule kv_decode_attention(py::handle query_obj, py::handle key_codes_obj, py::handle key_scale_obj,
+                                py::handle key_minimum_obj, py::handle key_offsets_obj, int key_bits,
+                                py::handle value_codes_obj, py::handle value_scale_obj,
+                                py::handle value_minimum_obj, int value_bits, int value_group,
+                                py::handle residual_keys_obj, py::handle residual_values_obj, py::handle mask_obj,
+                                double scaling) {
+  constexpr const char* kOp = "decode_attention";
+  py::object caps[11];
+  const RkDLTensor& q = borrow(query_obj, caps[0], kOp, "query");
+  const int device = q.device.device_id;
+  rkv::DeviceDecodeAttention a;
+  a.query = kv_tokens(q, kOp, "query");
+  RK_CHECK_ARG(a.query.tokens == 1, kOp, ": query must hold one token per head (decoding), got ", describe(q));
+  const RkDLTensor& kc = borrow(key_codes_obj, caps[1], kOp, "key codes");
+  a.keys = kv_packed_keys(kc, borrow(key_scale_obj, caps[2], kOp, "key scale"),
+                          borrow(key_minimum_obj, caps[3], kOp, "key minimum"),
+                          borrow(key_offsets_obj, caps[4], kOp, "key offsets"), key_bits, device, kOp);
+  a.batch = kc.shape[0];
+  a.kv_heads = kc.shape[1];
+  a.q_heads = q.shape[1];
+  const int64_t dim = a.keys.dim;
+  RK_CHECK_ARG(q.shape[0] == a.batch && q.shape[3] == dim, kOp, ": query must be (", a.batch, ", heads, 1, ", dim,
+               ") to match the keys, got ", describe(q));
+  RK_CHECK_ARG(a.kv_heads >= 1 && a.q_heads % a.kv_heads == 0, kOp, ": the query's ", a.q_heads,
+               " heads must be a multiple of the cache's ", a.kv_heads, " key/value heads");
+  const RkDLTensor& vc = borrow(value_codes_obj, caps[5], kOp, "value codes");
+  a.values = kv_packed_values(vc, borrow(value_scale_obj, caps[6], kOp, "value scale"),
+                              borrow(value_minimum_obj, caps[7], kOp, "value minimum"), value_bits, value_group, dim,
+                              device, kOp);
+  RK_CHECK_ARG(vc.shape[0] == a.batch && vc.shape[1] == a.kv_heads && a.values.tokens == a.keys.tokens, kOp,
+               ": value codes must cover the keys' ", a.batch, " x ", a.kv_heads, " streams of ", a.keys.tokens,
+               " tokens, got ", describe(vc));
+  kv_attention_extras(a, q, borrow(residual_keys_obj, caps[8], kOp, "residual_keys"),
+                      borrow(residual_values_obj, caps[9], kOp, "residual_values"), mask_obj, caps[10], kOp);
+  a.scaling = static_cast<float>(scaling);
+  check_cuda(cudaSetDevice(device), kOp);
+  int shared_limit = 0;
+  check_cuda(cudaDeviceGetAttribute(&shared_limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device), kOp);
+  const size_t shared = rkv::decode_attention_shared_bytes(a);
+  RK_CHECK_ARG(shared <= static_cast<size_t>(shared_limit), kOp, ": head_dim ", dim, " needs ", shared,
+               " bytes of shared memory per block, more than this GPU's ", shared_limit);
+  void* out = nullptr;
+  py::capsule out_cap = new_device_array({a.batch, a.q_heads, dim}, kFloat32, device, &out);
+  a.out = static_cast<float*>(out);
+  DeviceScratch workspace(rkv::decode_attention_workspace_bytes(a), kOp);
+  DeviceScratch error(sizeof(unsigned long long), kOp);
+  auto* word = static_cast<unsigned long long*>(error.data);
+  unsigned long long found = rkv::kNoError;
+  cudaError_t status;
+  {
+    py::gil_scoped_release nogil;
+    status = cudaMemsetAsync(word, 0xff, sizeof found, nullptr);  // kNoError
+    if (status == cudaSuccess) status = rkv::decode_attention(a, workspace.data, word, nullptr);
+    if (status == cudaSuccess) status = cudaStreamSynchronize(nullptr);
+    if (status == cudaSuccess) status = cudaMemcpy(&found, word, sizeof found, cudaMemcpyDeviceToHost);
+  }
+  check_cuda(status, kOp);
+  if (found != rkv::kNoError) raise_bad_key_offsets(a.keys, a.batch * a.kv_heads, kOp);
+  return out_cap;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_cuda, m) {
@@ -522,6 +845,20 @@ PYBIND11_MODULE(_cuda, m) {
         "(Tq, dim); query_offsets: int64 (Q + 1,); documents: float32/float16/int8 (T, dim); doc_offsets:\n"
         "int64 (N + 1,); scales: float32 (T,) for int8 documents, else None; candidates: int64 (Q, C), -1 =\n"
         "empty slot. Returns float32 (Q, C) scores as a DLPack capsule on the same device.");
+  m.def("kv_quantize_keys", &kv_quantize_keys, py::arg("keys"), py::arg("bits"), py::arg("group_size"),
+        "quantize_keys (csrc/kv/quantize.h, the same bits) of a CUDA float32/float16/bfloat16 tensor\n"
+        "[batch, heads, tokens, dim] (strided, channels contiguous). Returns (codes uint8, scale float16,\n"
+        "minimum float16, offsets int32) as DLPack capsules on its device.");
+  m.def("kv_quantize_values", &kv_quantize_values, py::arg("values"), py::arg("bits"), py::arg("group_size"),
+        "quantize_values (csrc/kv/quantize.h, the same bits) of a CUDA float32/float16/bfloat16 tensor\n"
+        "[batch, heads, tokens, dim]. Returns (codes uint8, scale float16, minimum float16) capsules.");
+  m.def("kv_decode_attention", &kv_decode_attention, py::arg("query"), py::arg("key_codes"), py::arg("key_scale"),
+        py::arg("key_minimum"), py::arg("key_offsets"), py::arg("key_bits"), py::arg("value_codes"),
+        py::arg("value_scale"), py::arg("value_minimum"), py::arg("value_bits"), py::arg("value_group_size"),
+        py::arg("residual_keys"), py::arg("residual_values"), py::arg("mask"), py::arg("scaling"),
+        "decode_attention (csrc/kv/decode_attention.h semantics) over CUDA packed keys/values, residual\n"
+        "tokens and an optional float32 mask [batch, tokens] or [batch, kv_heads, tokens]. Returns float32\n"
+        "[batch, q_heads, head_dim] as a DLPack capsule.");
   py::class_<TrieMask>(m, "TrieMask", "A ragkernels.spec.Trie's mask arrays on one device (use the Trie).")
       .def(py::init<const py::array_t<int64_t, py::array::c_style>&, const py::array_t<int32_t, py::array::c_style>&,
                     const py::array_t<uint8_t, py::array::c_style>&, int64_t, int>(),
