@@ -13,6 +13,7 @@ SHAPES = [  # (group, head_dim, tokens)
     (32, 64, 70),   # whole groups of channels, a partial last block of tokens
     (48, 64, 5),    # group does not divide the head dimension: a 16-channel tail
     (5, 13, 11),    # odd everything
+    (16, 128, 700),  # rows enough for several threads and quantizer batches
     (32, 64, 1),    # one token
 ]
 

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <vector>
 
 #include "core/error.h"
@@ -63,16 +64,39 @@ void unpack_plane(const uint8_t* row, int width, int64_t count, float* out) {
   }
 }
 
-// Packs codes (each < 2^width) of width 1, 2, 4 or 8 into a row of bytes.
+// Packs eight codes (each < 2^width, one per byte of `w`, little-endian)
+// into `width` bytes: the shifts move code k to bit k * width of its output
+// byte, and the masks keep only those bits.
+inline uint64_t pack8(uint64_t w, int width) {
+  switch (width) {
+    case 4:  // bytes at bits 0, 16, 32, 48
+      return (w | w >> 4) & 0x00ff00ff00ff00ffull;
+    case 2:  // bytes at bits 0, 32
+      return (w | w >> 6 | w >> 12 | w >> 18) & 0x000000ff000000ffull;
+    default:  // one byte at bit 0
+      return (w | w >> 7 | w >> 14 | w >> 21 | w >> 28 | w >> 35 | w >> 42 | w >> 49) & 0xffull;
+  }
+}
+
+// Packs codes (each < 2^width) of width 1, 2, 4 or 8 into a row of bytes,
+// eight codes at a time.
 void pack_plane(const uint8_t* codes, int width, int64_t count, uint8_t* row) {
   if (width == 8) {
     std::memcpy(row, codes, static_cast<size_t>(count));
     return;
   }
   const int per_byte = 8 / width;
+  const int64_t whole = count / 8;
+  for (int64_t i = 0; i < whole; ++i) {
+    uint64_t w;
+    std::memcpy(&w, codes + 8 * i, sizeof w);
+    const uint64_t packed = pack8(w, width);
+    uint8_t* out = row + i * width;
+    for (int k = 0; k < width; ++k) out[k] = static_cast<uint8_t>(packed >> (64 / width * k));
+  }
   const int64_t bytes = (count + per_byte - 1) / per_byte;
-  std::memset(row, 0, static_cast<size_t>(bytes));
-  for (int64_t i = 0; i < count; ++i) {
+  std::memset(row + whole * width, 0, static_cast<size_t>(bytes - whole * width));
+  for (int64_t i = whole * 8; i < count; ++i) {
     row[i / per_byte] = static_cast<uint8_t>(row[i / per_byte] | (codes[i] << ((i % per_byte) * width)));
   }
 }
@@ -83,43 +107,47 @@ uint16_t bits_of(float16 h) {
   return out;
 }
 
-float16 from_bits(uint16_t bits) {
-  float16 out;
-  std::memcpy(&out, &bits, sizeof out);
-  return out;
-}
-
 float to_float(float16 h) { return half_to_float(bits_of(h)); }
 
-// The largest float16 <= x, and the smallest float16 >= x (x finite).
-float16 round_down(float x) {
+// The bits of the largest float16 <= x and of the smallest float16 >= x
+// (x finite), written with selects so that a loop over groups vectorizes.
+inline uint16_t half_at_most(float x) {
   const uint16_t b = float_to_half(x);
-  if (half_to_float(b) <= x) return from_bits(b);
-  if ((b & 0x7fff) == 0) return from_bits(0x8001);
-  return from_bits((b & 0x8000) ? static_cast<uint16_t>(b + 1) : static_cast<uint16_t>(b - 1));
+  const uint16_t below = (b & 0x7fff) == 0 ? uint16_t{0x8001} : static_cast<uint16_t>((b & 0x8000) ? b + 1 : b - 1);
+  return half_to_float(b) <= x ? b : below;
 }
 
-float16 round_up(float x) {
+inline uint16_t half_at_least(float x) {
   const uint16_t b = float_to_half(x);
-  if (half_to_float(b) >= x) return from_bits(b);
-  if ((b & 0x7fff) == 0) return from_bits(0x0001);
-  return from_bits((b & 0x8000) ? static_cast<uint16_t>(b - 1) : static_cast<uint16_t>(b + 1));
+  const uint16_t above = (b & 0x7fff) == 0 ? uint16_t{0x0001} : static_cast<uint16_t>((b & 0x8000) ? b - 1 : b + 1);
+  return half_to_float(b) >= x ? b : above;
 }
 
-// Scale and minimum of a group spanning [lo, hi]; NaN for a group with a
-// non-finite value.
-void group_params(float lo, float hi, bool finite, int levels, float16* scale, float16* minimum) {
-  if (!finite) {
-    *scale = *minimum = static_cast<float16>(std::numeric_limits<float>::quiet_NaN());
-    return;
+// Scale and minimum of n groups, group i spanning [lo[i], hi[i]]; NaN for a
+// group with a non-finite value (finite[i] false).
+RK_TARGET_CLONES void group_params_of(const float* lo, const float* hi, const bool* finite, int64_t n, int levels,
+                                      uint16_t* scale, uint16_t* minimum) {
+  const uint16_t nan = float_to_half(std::numeric_limits<float>::quiet_NaN());
+  for (int64_t i = 0; i < n; ++i) {
+    const uint16_t m = half_at_most(lo[i]);
+    const uint16_t s = half_at_least((hi[i] - half_to_float(m)) / static_cast<float>(levels));
+    minimum[i] = finite[i] ? m : nan;
+    scale[i] = finite[i] ? s : nan;
   }
-  const float16 m = round_down(lo);
-  const float16 s = round_up((hi - to_float(m)) / static_cast<float>(levels));
-  RK_CHECK_ARG(std::isfinite(to_float(m)) && std::isfinite(to_float(s)),
-               "KV quantization: a group spans [", lo, ", ", hi,
-               "], beyond what a float16 scale and minimum hold (|x| <= 65504)");
-  *scale = s;
-  *minimum = m;
+}
+
+// group_params_of, then a ValueError for a finite group whose float16
+// minimum or scale overflowed.
+void group_params(const float* lo, const float* hi, const bool* finite, int64_t n, int levels, float16* scale,
+                  float16* minimum) {
+  uint16_t* scale_bits = reinterpret_cast<uint16_t*>(scale);
+  uint16_t* minimum_bits = reinterpret_cast<uint16_t*>(minimum);
+  group_params_of(lo, hi, finite, n, levels, scale_bits, minimum_bits);
+  for (int64_t i = 0; i < n; ++i) {
+    const bool overflow = (scale_bits[i] & 0x7c00) == 0x7c00 || (minimum_bits[i] & 0x7c00) == 0x7c00;
+    RK_CHECK_ARG(!finite[i] || !overflow, "KV quantization: a group spans [", lo[i], ", ", hi[i],
+                 "], beyond what a float16 scale and minimum hold (|x| <= 65504)");
+  }
 }
 
 // floor((x - m) / s + 1/2) clamped to [0, levels]; the clamp comes first, so
@@ -134,6 +162,41 @@ uint8_t code_of(float x, float minimum, float inverse_scale, int levels) {
 RK_TARGET_CLONES void codes_of(const float* x, const float* minimum, const float* inverse_scale, int levels,
                                int64_t n, uint8_t* out) {
   for (int64_t i = 0; i < n; ++i) out[i] = code_of(x[i], minimum[i], inverse_scale[i], levels);
+}
+
+// The codes of one value group: one minimum and scale.
+RK_TARGET_CLONES void group_codes(const float* x, float minimum, float inverse_scale, int levels, int64_t n,
+                                  uint8_t* out) {
+  for (int64_t i = 0; i < n; ++i) out[i] = code_of(x[i], minimum, inverse_scale, levels);
+}
+
+// The smallest and largest of x[0, n), and whether every value is finite
+// (x - x is 0 for a finite x, NaN otherwise), eight lanes at a time.
+RK_TARGET_CLONES bool group_range(const float* x, int64_t n, float* lo_out, float* hi_out) {
+  using Lanes = float __attribute__((vector_size(32)));
+  Lanes lo = Lanes{} + std::numeric_limits<float>::infinity(), hi = -lo, probe{};
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    Lanes v;
+    std::memcpy(&v, x + i, sizeof v);
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
+    probe += v - v;
+  }
+  float out_lo = std::numeric_limits<float>::infinity(), out_hi = -out_lo, sum = 0.0f;
+  for (int k = 0; k < 8; ++k) {
+    out_lo = lo[k] < out_lo ? lo[k] : out_lo;
+    out_hi = hi[k] > out_hi ? hi[k] : out_hi;
+    sum += probe[k];
+  }
+  for (; i < n; ++i) {
+    out_lo = x[i] < out_lo ? x[i] : out_lo;
+    out_hi = x[i] > out_hi ? x[i] : out_hi;
+    sum += x[i] - x[i];
+  }
+  *lo_out = out_lo;
+  *hi_out = out_hi;
+  return sum == 0.0f;
 }
 
 float inverse(float16 scale) {
@@ -176,9 +239,11 @@ void quantize_key_block(const Tokens& keys, int bits, int64_t stream, int64_t be
       probe[d] += x[d] - x[d];
     }
   }
+  std::unique_ptr<bool[]> finite(new bool[dim]);
+  for (int64_t d = 0; d < dim; ++d) finite[d] = probe[d] == 0.0f;
+  group_params(lo.data(), hi.data(), finite.get(), dim, levels, scale, minimum);
   std::vector<float> base(dim), inverse_scale(dim);
   for (int64_t d = 0; d < dim; ++d) {
-    group_params(lo[d], hi[d], probe[d] == 0.0f, levels, scale + d, minimum + d);
     base[d] = to_float(minimum[d]);
     inverse_scale[d] = inverse(scale[d]);
   }
@@ -191,24 +256,41 @@ void quantize_key_block(const Tokens& keys, int bits, int64_t stream, int64_t be
   }
 }
 
-void quantize_value_row(const float* x, int64_t dim, int bits, int group, uint8_t* codes, float16* scale,
-                        float16* minimum, std::vector<uint8_t>& row_codes) {
+// Value rows [first, last) of the flattened (stream, token) rows, in
+// batches: the ranges of a batch's groups, then their scales and minimums in
+// one vectorized pass, then the codes.
+void quantize_value_rows(const Tokens& values, int bits, int group, int64_t first, int64_t last, uint8_t* codes,
+                         float16* scale, float16* minimum) {
+  constexpr int64_t kBatch = 64;
   const int levels = (1 << bits) - 1;
-  row_codes.resize(static_cast<size_t>(dim));
-  for (int64_t g0 = 0, k = 0; g0 < dim; g0 += group, ++k) {
-    const int64_t g1 = std::min<int64_t>(dim, g0 + group);
-    float lo = std::numeric_limits<float>::infinity(), hi = -lo, probe = 0.0f;
-    for (int64_t d = g0; d < g1; ++d) {
-      lo = x[d] < lo ? x[d] : lo;
-      hi = x[d] > hi ? x[d] : hi;
-      probe += x[d] - x[d];
+  const int64_t dim = values.dim, groups = (dim + group - 1) / group, row_bytes = packed_bytes(dim, bits);
+  std::vector<float> rows(static_cast<size_t>(kBatch * dim)), lo(kBatch * groups), hi(kBatch * groups);
+  std::unique_ptr<bool[]> finite(new bool[kBatch * groups]);
+  std::vector<uint8_t> row_codes(static_cast<size_t>(dim));
+  for (int64_t start = first; start < last; start += kBatch) {
+    const int64_t n = std::min(kBatch, last - start);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t item = start + i;
+      float* x = rows.data() + i * dim;
+      load_row(values, item / values.tokens, item % values.tokens, x);
+      for (int64_t k = 0; k < groups; ++k) {
+        const int64_t g0 = k * group, g1 = std::min<int64_t>(dim, g0 + group);
+        finite[i * groups + k] = group_range(x + g0, g1 - g0, &lo[i * groups + k], &hi[i * groups + k]);
+      }
     }
-    group_params(lo, hi, probe == 0.0f, levels, scale + k, minimum + k);
-    const float base = to_float(minimum[k]);
-    const float inverse_scale = inverse(scale[k]);
-    for (int64_t d = g0; d < g1; ++d) row_codes[d] = code_of(x[d], base, inverse_scale, levels);
+    float16* batch_scale = scale + start * groups;
+    float16* batch_minimum = minimum + start * groups;
+    group_params(lo.data(), hi.data(), finite.get(), n * groups, levels, batch_scale, batch_minimum);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* x = rows.data() + i * dim;
+      for (int64_t k = 0; k < groups; ++k) {
+        const int64_t g0 = k * group, g1 = std::min<int64_t>(dim, g0 + group);
+        group_codes(x + g0, to_float(batch_minimum[i * groups + k]), inverse(batch_scale[i * groups + k]), levels,
+                    g1 - g0, row_codes.data() + g0);
+      }
+      pack_codes(row_codes.data(), bits, dim, codes + (start + i) * row_bytes);
+    }
   }
-  pack_codes(row_codes.data(), bits, dim, codes);
 }
 
 int64_t grain_for(int64_t elements_per_item) { return std::max<int64_t>(1, kParallelGrain / std::max<int64_t>(1, elements_per_item)); }
@@ -288,19 +370,9 @@ void quantize_keys(const Tokens& keys, int bits, int group, uint8_t* codes, floa
 void quantize_values(const Tokens& values, int bits, int group, uint8_t* codes, float16* scale,
                      float16* minimum) {
   check_quantize_args(values, bits, group, "quantize_values");
-  const int64_t groups = (values.dim + group - 1) / group;
-  const int64_t row_bytes = packed_bytes(values.dim, bits);
   parallel_for(
       0, values.streams * values.tokens,
-      [&](int64_t first, int64_t last) {
-        std::vector<float> row(static_cast<size_t>(values.dim));
-        std::vector<uint8_t> row_codes;
-        for (int64_t item = first; item < last; ++item) {
-          load_row(values, item / values.tokens, item % values.tokens, row.data());
-          quantize_value_row(row.data(), values.dim, bits, group, codes + item * row_bytes, scale + item * groups,
-                             minimum + item * groups, row_codes);
-        }
-      },
+      [&](int64_t first, int64_t last) { quantize_value_rows(values, bits, group, first, last, codes, scale, minimum); },
       grain_for(values.dim));
 }
 
