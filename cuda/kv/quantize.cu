@@ -11,7 +11,8 @@
 // reads 256 consecutive channels of a token row at a time.
 //
 // Values: one warp per (stream, token) row. Lane g finds group g's lo, hi
-// and finiteness in channel order and writes its scale and minimum; after a
+// and finiteness (in the CPU's scan order: eight interleaved lanes, then the
+// tail) and writes its scale and minimum; after a
 // __syncwarp (which orders the warp's memory), lane b writes byte b of the
 // packed row, reading each channel's group parameters back as float16 bits
 // (exactly what the CPU op computes its codes from). The row is read from
@@ -100,6 +101,35 @@ __device__ __forceinline__ void observe(float v, float& lo, float& hi, bool& fin
   lo = v < lo ? v : lo;
   hi = v > hi ? v : hi;
   finite = finite && isfinite(v);
+}
+
+// lo, hi and finiteness of the value group x[at, at + n) scanned as
+// quantize.cpp's group_range does: eight lanes (value i in lane i % 8) over
+// the whole eights, the lanes combined in lane order, then the tail in order.
+// Only the sign of a zero lo or hi depends on that order (0.0 and -0.0 tie),
+// and with it the minimum's (or a zero scale's) sign bit.
+__device__ __forceinline__ void value_group_range(const DeviceTokens& x, int64_t at, int64_t n, float& lo, float& hi,
+                                                  bool& finite) {
+  float lanes_lo[8], lanes_hi[8];
+#pragma unroll
+  for (int k = 0; k < 8; ++k) {
+    lanes_lo[k] = INFINITY;
+    lanes_hi[k] = -INFINITY;
+  }
+  finite = true;
+  const int64_t whole = n / 8 * 8;
+  for (int64_t i = 0; i < whole; i += 8) {
+#pragma unroll
+    for (int k = 0; k < 8; ++k) observe(load_element(x, at + i + k), lanes_lo[k], lanes_hi[k], finite);
+  }
+  lo = INFINITY;
+  hi = -INFINITY;
+#pragma unroll
+  for (int k = 0; k < 8; ++k) {
+    lo = lanes_lo[k] < lo ? lanes_lo[k] : lo;
+    hi = lanes_hi[k] > hi ? lanes_hi[k] : hi;
+  }
+  for (int64_t i = whole; i < n; ++i) observe(load_element(x, at + i), lo, hi, finite);
 }
 
 // Writes the bytes of one octet's codes in a plane of kWidth-bit codes
@@ -217,10 +247,10 @@ __global__ void __launch_bounds__(kThreads)
     uint16_t* row_scale = scale + row * groups;
     uint16_t* row_minimum = minimum + row * groups;
     for (int64_t g = lane; g < groups; g += 32) {
-      const int64_t g0 = g * group, g1 = min(x.dim, g0 + group);
-      float lo = INFINITY, hi = -INFINITY;
-      bool finite = true;
-      for (int64_t d = g0; d < g1; ++d) observe(load_element(x, at + d), lo, hi, finite);
+      const int64_t g0 = g * group;
+      float lo, hi;
+      bool finite;
+      value_group_range(x, at + g0, min(x.dim, g0 + group) - g0, lo, hi, finite);
       const Params p = group_params(lo, hi, finite, levels);
       row_scale[g] = p.scale;
       row_minimum[g] = p.minimum;
@@ -267,8 +297,7 @@ __global__ void group_range_kernel(DeviceTokens x, bool keys, int group, unsigne
     const int64_t groups = (x.dim + group - 1) / group;
     const int64_t row = i / groups, g0 = (i % groups) * group;
     const int64_t at = x.offset(row / x.tokens, row % x.tokens);
-    const int64_t g1 = min(x.dim, g0 + group);
-    for (int64_t d = g0; d < g1; ++d) observe(load_element(x, at + d), lo, hi, finite);
+    value_group_range(x, at + g0, min(x.dim, g0 + group) - g0, lo, hi, finite);
   }
   range[0] = lo;
   range[1] = hi;

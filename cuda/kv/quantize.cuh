@@ -7,9 +7,10 @@
 // scale s = (hi - m) / (2^bits - 1) rounded up; a value becomes
 // floor((x - m) / s + 1/2) clamped to [0, 2^bits - 1], in float32 with every
 // product and sum rounded on its own (no FMA contraction), so codes, scales
-// and minimums are the CPU op's bits. Ties of lo / hi (0.0 and -0.0) go to
-// the first value in token (keys) or channel (values) order, as the CPU's
-// sequential scan does: the minimum's sign bit is then the CPU's too. A group
+// and minimums are the CPU op's bits. lo and hi are found in the CPU's scan
+// order (keys: tokens in order; values: channel i in lane i % 8 over the
+// whole eights, lanes merged in order, then the tail), because that order
+// decides ties of 0.0 and -0.0 and so the minimum's sign bit. A group
 // holding NaN or +-inf gets scale and minimum NaN (0x7e00) and codes 0.
 // A finite group that float16 cannot describe is reported through `error`
 // (the CPU op raises ValueError there; the binding does, with its message).
