@@ -76,6 +76,9 @@ def quantize_keys(keys: Any, bits: int, group_size: int) -> QuantizedKeys:
     """
     op = "quantize_keys"
     bits, group_size = _check_bits(bits, op), check_int(group_size, "group_size", op)
+    cuda = _cuda_op(keys, op, "kv_quantize_keys")
+    if cuda:
+        return QuantizedKeys(*cuda(keys, bits, group_size), bits)
     array, bfloat16, torch_like = _state(keys, op, "keys")
     codes, scale, minimum = _core.kv_quantize_keys(array, bits, group_size, bfloat16)
     batch, heads, tokens = array.shape[:3]
@@ -89,6 +92,9 @@ def quantize_values(values: Any, bits: int, group_size: int) -> QuantizedValues:
     """Quantizes ``values`` per token in groups of ``group_size`` channels."""
     op = "quantize_values"
     bits, group_size = _check_bits(bits, op), check_int(group_size, "group_size", op)
+    cuda = _cuda_op(values, op, "kv_quantize_values")
+    if cuda:
+        return QuantizedValues(*cuda(values, bits, group_size), bits, group_size)
     array, bfloat16, torch_like = _state(values, op, "values")
     codes, scale, minimum = _core.kv_quantize_values(array, bits, group_size, bfloat16)
     return QuantizedValues(*_like(torch_like, codes, scale, minimum), bits, group_size)
@@ -129,6 +135,18 @@ def decode_attention(query: Any, keys: QuantizedKeys, values: QuantizedValues, r
     zeros, as torch's SDPA does.
     """
     op = "decode_attention"
+    cuda = _cuda_op(query, op, "kv_decode_attention")
+    if cuda:
+        if mask is not None and _is_torch(query):
+            import torch
+            mask = torch.as_tensor(mask, device=query.device)
+            if mask.dtype == torch.bool:  # True: attend
+                mask = torch.zeros(mask.shape, dtype=torch.float32, device=mask.device).masked_fill_(~mask, -np.inf)
+            mask = mask.to(torch.float32).contiguous()
+        if scaling is None:
+            scaling = query.shape[-1] ** -0.5
+        return cuda(query, *keys[:4], keys.bits, *values[:3], values.bits, values.group_size, residual_keys,
+                    residual_values, mask, float(scaling))
     q, bfloat16, torch_like = _state(query, op, "query")
     rk, rk_bf16, _ = _state(residual_keys, op, "residual_keys")
     rv, rv_bf16, _ = _state(residual_values, op, "residual_values")
@@ -348,6 +366,17 @@ def _check_bits(bits: Any, op: str) -> int:
     if bits not in SUPPORTED_BITS:
         raise ValueError(f"{op}: bits must be one of {SUPPORTED_BITS}, got {bits}")
     return bits
+
+
+def _cuda_op(x: Any, op: str, name: str) -> Any:
+    """For a CUDA tensor ``x``: a function running ``ragkernels._cuda.<name>``
+    on its (detached) arguments and returning tensors of ``x``'s framework;
+    None for anything else (the CPU path)."""
+    from ragkernels import _backend
+    if _backend.device_of(x) != "cuda":
+        return None
+    fn = getattr(_backend.cuda_module(op), name)
+    return lambda *args: _backend.as_framework_tensors(x, fn(*(a.detach() if _is_torch(a) else a for a in args)))
 
 
 def _is_torch(x: Any) -> bool:
