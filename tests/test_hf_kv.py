@@ -377,8 +377,8 @@ def test_bitstream_rejects_corruption_truncation_and_other_models():
         with pytest.raises(rk.FormatError):
             kv.decode(bytes(bad), model.config)
     bad = bytearray(blob)
-    bad[8] = 2  # format version 2
-    with pytest.raises(rk.FormatError, match="version 2"):
+    bad[8] = 3  # format version 3
+    with pytest.raises(rk.FormatError, match="version 3"):
         kv.decode(bytes(bad), model.config)
     other = make_model("llama")
     other.config.num_key_value_heads = 4

@@ -64,23 +64,24 @@ struct SectionKind {
   uint64_t rows = 0, dim = 0;
   int bits = 0;
   size_t item = 1;  // element size in bytes (byte planes)
+  int states = 1;   // interleaved rANS states (by the stream's version)
 };
 
-std::vector<uint8_t> byte_planes(const uint8_t* data, uint64_t bytes, size_t item) {
+std::vector<uint8_t> byte_planes(const uint8_t* data, uint64_t bytes, size_t item, int states) {
   std::vector<uint8_t> out;
   const uint64_t count = bytes / item;
   std::vector<uint8_t> plane(count);
   for (size_t k = 0; k < item; ++k) {
     for (uint64_t i = 0; i < count; ++i) plane[i] = data[i * item + k];
     std::vector<uint8_t> coded;
-    rans::encode(plane.data(), 1, static_cast<int64_t>(count), 8, 0, coded);
+    rans::encode(plane.data(), 1, static_cast<int64_t>(count), 8, 0, states, coded);
     put(out, coded.size(), 8);
     out.insert(out.end(), coded.begin(), coded.end());
   }
   return out;
 }
 
-void read_byte_planes(const uint8_t* data, uint64_t size, uint64_t bytes, size_t item, uint8_t* out) {
+void read_byte_planes(const uint8_t* data, uint64_t size, uint64_t bytes, size_t item, int states, uint8_t* out) {
   const uint64_t count = bytes / item;
   std::vector<uint8_t> plane(count);
   uint64_t at = 0;
@@ -89,7 +90,7 @@ void read_byte_planes(const uint8_t* data, uint64_t size, uint64_t bytes, size_t
     const uint64_t length = get(data + at, 8);
     at += 8;
     RK_CHECK_FORMAT(length <= size - at, "kv stream: a byte-plane section is truncated");
-    rans::decode(data + at, length, 1, static_cast<int64_t>(count), 8, 0, plane.data());
+    rans::decode(data + at, length, 1, static_cast<int64_t>(count), 8, 0, states, plane.data());
     at += length;
     for (uint64_t i = 0; i < count; ++i) out[i * item + k] = plane[i];
   }
@@ -111,11 +112,11 @@ void write_section(int id, const uint8_t* data, uint64_t bytes, const SectionKin
     for (int order : {0, 1}) {
       std::vector<uint8_t> coded;
       rans::encode(symbols.data(), static_cast<int64_t>(kind.rows), static_cast<int64_t>(kind.dim), kind.bits, order,
-                   coded);
+                   kind.states, coded);
       consider(order ? kCodesOrder1 : kCodesOrder0, std::move(coded));
     }
   } else if (bytes > 0) {
-    consider(kBytePlanes, byte_planes(data, bytes, kind.item));
+    consider(kBytePlanes, byte_planes(data, bytes, kind.item, kind.states));
   }
   put(out, static_cast<uint64_t>(id), 1);
   put(out, mode, 1);
@@ -148,14 +149,14 @@ uint64_t read_section(const uint8_t* data, uint64_t size, int id, uint64_t bytes
       break;
     case kBytePlanes:
       RK_CHECK_FORMAT(!kind.codes && bytes > 0, "kv stream: section ", id, " cannot be byte planes");
-      read_byte_planes(payload, stored, bytes, kind.item, out);
+      read_byte_planes(payload, stored, bytes, kind.item, kind.states, out);
       break;
     case kCodesOrder0:
     case kCodesOrder1: {
       RK_CHECK_FORMAT(kind.codes && bytes > 0, "kv stream: section ", id, " holds no codes");
       std::vector<uint8_t> symbols(kind.rows * kind.dim);
       rans::decode(payload, stored, static_cast<int64_t>(kind.rows), static_cast<int64_t>(kind.dim), kind.bits,
-                   mode == kCodesOrder1 ? 1 : 0, symbols.data());
+                   mode == kCodesOrder1 ? 1 : 0, kind.states, symbols.data());
       const int64_t row_bytes = packed_bytes(static_cast<int64_t>(kind.dim), kind.bits);
       for (uint64_t r = 0; r < kind.rows; ++r) {
         pack_codes(symbols.data() + r * kind.dim, kind.bits, static_cast<int64_t>(kind.dim), out + r * row_bytes);
@@ -176,6 +177,7 @@ std::array<SectionKind, kSections> kinds_of(const StreamInfo& info, const LayerH
   for (int s : {kKeyScale, kKeyMinimum, kValueScale, kValueMinimum}) k[s].item = 2;
   k[kKeyOffsets].item = 4;
   k[kResidualKeys].item = k[kResidualValues].item = itemsize(info.dtype);
+  for (SectionKind& kind : k) kind.states = info.version >= 2 ? 4 : 1;
   return k;
 }
 
@@ -204,8 +206,10 @@ std::array<uint64_t, kSections> section_bytes(const StreamInfo& info, const Laye
 
 void write_header(const StreamInfo& info, std::vector<uint8_t>& out) {
   const size_t at = out.size();
+  RK_CHECK_ARG(info.version >= kOldestVersion && info.version <= kVersion, "kv stream: cannot write version ",
+               info.version);
   out.insert(out.end(), kStreamMagic, kStreamMagic + 8);
-  put(out, kVersion, 4);
+  put(out, info.version, 4);
   put(out, kHeaderBytes, 4);
   for (uint32_t v : {info.layers, info.batch, info.kv_heads, info.head_dim, info.value_dim, info.group_size,
                      info.residual}) {
@@ -222,12 +226,14 @@ StreamInfo read_header(const uint8_t* p, size_t size) {
                   "-byte header (truncated, or not a ragkernels KV stream)");
   RK_CHECK_FORMAT(std::memcmp(p, kStreamMagic, 8) == 0, "kv stream: bad magic (not a ragkernels KV stream)");
   const uint64_t version = get(p + 8, 4);
-  RK_CHECK_FORMAT(version == kVersion, "kv stream: format version ", version, " (this ragkernels reads version ",
-                  kVersion, version > kVersion ? "; a newer stream needs a newer ragkernels)" : ")");
+  RK_CHECK_FORMAT(version >= kOldestVersion && version <= kVersion, "kv stream: format version ", version,
+                  " (this ragkernels reads versions ", kOldestVersion, " to ", kVersion,
+                  version > kVersion ? "; a newer stream needs a newer ragkernels)" : ")");
   RK_CHECK_FORMAT(get(p + 12, 4) == kHeaderBytes, "kv stream: header size ", get(p + 12, 4), ", expected ",
                   kHeaderBytes);
   RK_CHECK_FORMAT(format::xxh64(p, 56) == get(p + 56, 8), "kv stream: the header fails its checksum (corrupt)");
   StreamInfo info;
+  info.version = static_cast<uint32_t>(version);
   uint32_t* fields[] = {&info.layers, &info.batch, &info.kv_heads, &info.head_dim,
                         &info.value_dim, &info.group_size, &info.residual};
   for (int i = 0; i < 7; ++i) *fields[i] = static_cast<uint32_t>(get(p + 16 + 4 * i, 4));

@@ -19,7 +19,10 @@
 
 namespace ragkernels::kv::bitstream {
 
-inline constexpr uint32_t kVersion = 1;
+// Version 2 codes every rANS stream with four interleaved states; version 1
+// (one state) is still read.
+inline constexpr uint32_t kVersion = 2;
+inline constexpr uint32_t kOldestVersion = 1;
 inline constexpr size_t kHeaderBytes = 64;
 inline constexpr size_t kLayerHeadBytes = 56;
 
@@ -33,6 +36,7 @@ struct StreamInfo {
   uint32_t residual = 0;
   Dtype dtype = Dtype::kFloat32;  // of the full-precision residual
   uint64_t length = 0;            // tokens the cache has seen
+  uint32_t version = kVersion;    // written by write_header (an older one only in tests), found by read_header
 };
 
 // Sections of a layer, in stream order. A full-precision layer (bits 0) has

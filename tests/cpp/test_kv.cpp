@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "core/float16.h"
 #include "kv/decode_attention.h"
+#include "kv/bitstream.h"
 #include "kv/quantize.h"
 #include "kv/rans.h"
 
@@ -64,10 +65,11 @@ TEST(KvPacking, CodesRoundTripAtEveryWidth) {
   }
 }
 
-std::vector<uint8_t> round_trip(const std::vector<uint8_t>& symbols, int64_t rows, int64_t cols, int bits, int order) {
+std::vector<uint8_t> round_trip(const std::vector<uint8_t>& symbols, int64_t rows, int64_t cols, int bits, int order,
+                                int states) {
   std::vector<uint8_t> coded, back(symbols.size());
-  kv::rans::encode(symbols.data(), rows, cols, bits, order, coded);
-  kv::rans::decode(coded.data(), coded.size(), rows, cols, bits, order, back.data());
+  kv::rans::encode(symbols.data(), rows, cols, bits, order, states, coded);
+  kv::rans::decode(coded.data(), coded.size(), rows, cols, bits, order, states, back.data());
   return back;
 }
 
@@ -75,31 +77,80 @@ TEST(KvRans, RoundTripsSkewedUniformAndConstantSymbols) {
   std::mt19937 rng(3);
   for (int bits : {1, 2, 3, 4, 8}) {
     for (int order : {0, 1}) {
-      const int64_t rows = 37, cols = 24;
-      std::vector<uint8_t> uniform(rows * cols), skewed(rows * cols), constant(rows * cols, (1 << bits) - 1);
-      for (auto& s : uniform) s = static_cast<uint8_t>(rng() % (1u << bits));
-      for (auto& s : skewed) s = static_cast<uint8_t>(rng() % 10 == 0 ? rng() % (1u << bits) : 1 % (1 << bits));
-      EXPECT_EQ(round_trip(uniform, rows, cols, bits, order), uniform);
-      EXPECT_EQ(round_trip(skewed, rows, cols, bits, order), skewed);
-      EXPECT_EQ(round_trip(constant, rows, cols, bits, order), constant);
+      for (int states : {1, 4}) {
+        // 888 symbols (a whole number of interleaved steps) and 35 (not)
+        for (auto [rows, cols] : {std::pair<int64_t, int64_t>{37, 24}, {7, 5}}) {
+          std::vector<uint8_t> uniform(rows * cols), skewed(rows * cols), constant(rows * cols, (1 << bits) - 1);
+          for (auto& s : uniform) s = static_cast<uint8_t>(rng() % (1u << bits));
+          for (auto& s : skewed) s = static_cast<uint8_t>(rng() % 10 == 0 ? rng() % (1u << bits) : 1 % (1 << bits));
+          EXPECT_EQ(round_trip(uniform, rows, cols, bits, order, states), uniform);
+          EXPECT_EQ(round_trip(skewed, rows, cols, bits, order, states), skewed);
+          EXPECT_EQ(round_trip(constant, rows, cols, bits, order, states), constant);
+        }
+      }
     }
   }
-  EXPECT_TRUE(round_trip({}, 0, 5, 2, 1).empty());
+  EXPECT_TRUE(round_trip({}, 0, 5, 2, 1, 1).empty());
+  EXPECT_TRUE(round_trip({}, 0, 5, 2, 1, 4).empty());
+  EXPECT_EQ(round_trip({3}, 1, 1, 2, 0, 4), std::vector<uint8_t>{3});
 }
 
 TEST(KvRans, CertainSymbolsStillCostBitsAndTruncationIsRefused) {
-  std::vector<uint8_t> zeros(100000, 0), coded;
-  kv::rans::encode(zeros.data(), 1, 100000, 8, 0, coded);
-  // 2 * 256 bytes of table, then at least 100000 / kMaxSymbolsPerByte bytes of payload
-  EXPECT_GE(coded.size(), 512 + 100000 / kv::rans::kMaxSymbolsPerByte);
-  std::vector<uint8_t> out(100000);
-  EXPECT_THROW(kv::rans::decode(coded.data(), coded.size() - 1, 1, 100000, 8, 0, out.data()),
-               ragkernels::FormatError);
-  EXPECT_THROW(kv::rans::decode(coded.data(), 10, 1, 100000, 8, 0, out.data()), ragkernels::FormatError);
-  std::vector<uint8_t> bad = coded;
-  bad[0] = 0xff;  // a frequency table entry past 4095
-  bad[1] = 0xff;
-  EXPECT_THROW(kv::rans::decode(bad.data(), bad.size(), 1, 100000, 8, 0, out.data()), ragkernels::FormatError);
+  for (int states : {1, 4}) {
+    std::vector<uint8_t> zeros(100000, 0), coded;
+    kv::rans::encode(zeros.data(), 1, 100000, 8, 0, states, coded);
+    // 2 * 256 bytes of table, then at least 100000 / kMaxSymbolsPerByte bytes of payload
+    EXPECT_GE(coded.size(), 512 + 100000 / kv::rans::kMaxSymbolsPerByte);
+    std::vector<uint8_t> out(100000);
+    EXPECT_THROW(kv::rans::decode(coded.data(), coded.size() - 1, 1, 100000, 8, 0, states, out.data()),
+                 ragkernels::FormatError);
+    EXPECT_THROW(kv::rans::decode(coded.data(), 10, 1, 100000, 8, 0, states, out.data()), ragkernels::FormatError);
+    std::vector<uint8_t> bad = coded;
+    bad[0] = 0xff;  // a frequency table entry past 4095
+    bad[1] = 0xff;
+    EXPECT_THROW(kv::rans::decode(bad.data(), bad.size(), 1, 100000, 8, 0, states, out.data()),
+                 ragkernels::FormatError);
+  }
+}
+
+// A stream written with one rANS state (format version 1) and with four
+// (version 2) decodes to the same arrays; the reader takes both.
+TEST(KvBitstream, ReadsVersionOneAndTwo) {
+  namespace bs = kv::bitstream;
+  std::mt19937 rng(11);
+  bs::LayerHead head;
+  head.key_bits = head.value_bits = 2;
+  head.quantized = 64;
+  head.residual = 3;
+  head.blocks = 2;
+  for (uint32_t version : {1u, 2u}) {
+    bs::StreamInfo info{1, 1, 2, 16, 16, 32, 8, kv::Dtype::kFloat32, 67, version};
+    const auto bytes = bs::section_bytes(info, head);
+    std::array<std::vector<uint8_t>, bs::kSections> arrays;
+    std::array<const void*, bs::kSections> in{};
+    for (int s = 0; s < bs::kSections; ++s) {
+      arrays[s].resize(bytes[s]);
+      for (auto& b : arrays[s]) b = static_cast<uint8_t>(rng() % 7);
+      in[s] = arrays[s].data();
+    }
+    std::vector<int32_t> offsets{0, 32, 64, 0, 32, 64};
+    std::memcpy(arrays[bs::kKeyOffsets].data(), offsets.data(), bytes[bs::kKeyOffsets]);
+    std::vector<uint8_t> stream;
+    bs::write_header(info, stream);
+    const size_t chunk = stream.size();
+    bs::write_layer(info, head, in, stream);
+    const bs::StreamInfo read = bs::read_header(stream.data(), stream.size());
+    EXPECT_EQ(read.version, version);
+    const bs::LayerHead h = bs::read_layer_head(stream.data() + chunk, stream.size() - chunk, read, 0);
+    std::array<std::vector<uint8_t>, bs::kSections> back;
+    std::array<void*, bs::kSections> out{};
+    for (int s = 0; s < bs::kSections; ++s) {
+      back[s].resize(bytes[s]);
+      out[s] = back[s].data();
+    }
+    bs::read_layer(stream.data() + chunk, stream.size() - chunk, read, h, out);
+    EXPECT_EQ(arrays, back) << "version " << version;
+  }
 }
 
 TEST(KvQuantize, KeysComeBackWithinHalfAStep) {

@@ -542,7 +542,7 @@ def encode(cache: CompressedCache, file: Any = None) -> Optional[bytes]:
         raise ValueError(f"{op}: the cache is empty (run a forward pass with it first)")
     if any(layer.policy is not None for layer in layers):
         raise ValueError(f"{op}: caches with an eviction policy are not encoded (their slots' positions are not "
-                         "part of format version 1)")
+                         "part of the KV stream format)")
     first = layers[0]
     batch, heads, _, dim = first.keys.shape
     dtypes = {layer.keys.dtype for layer in layers}
