@@ -77,6 +77,22 @@ def test_constant_and_extreme_groups():
         assert np.array_equal(restored[..., [0, 2, 3]], x[..., [0, 2, 3]])
 
 
+def test_signed_zero_extremes_are_positive_zero():
+    """A group whose minimum or maximum is a zero gets +0 bits, whichever of
+    -0.0 and +0.0 comes first in it (the reference adds 0 as well)."""
+    x = np.ones((1, 1, 3, 40), np.float32)
+    x[0, 0, 0, :2] = [-0.0, 0.0]
+    x[0, 0, 1, :2] = [0.0, -0.0]
+    x[0, 0, 2, :] = -0.0
+    x[0, 0, 2, ::3] = 0.0
+    for quantize, reference in ((kv.quantize_keys, ref.quantize_keys), (kv.quantize_values, ref.quantize_values)):
+        packed = quantize(x, 2, 32)
+        _, scale, minimum = reference(x, 2, 32)
+        assert np.array_equal(packed.minimum.view(np.uint16), minimum.view(np.uint16))
+        assert np.array_equal(packed.scale.view(np.uint16), scale.view(np.uint16))
+        assert not (packed.minimum.view(np.uint16) & 0x8000).any()
+
+
 @pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
 def test_non_finite_groups_become_nan(bad):
     x = states(np.random.default_rng(1), 1, 2, 8, 16)

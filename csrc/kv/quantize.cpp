@@ -129,8 +129,9 @@ RK_TARGET_CLONES void group_params_of(const float* lo, const float* hi, const bo
                                       uint16_t* scale, uint16_t* minimum) {
   const uint16_t nan = float_to_half(std::numeric_limits<float>::quiet_NaN());
   for (int64_t i = 0; i < n; ++i) {
-    const uint16_t m = half_at_most(lo[i]);
-    const uint16_t s = half_at_least((hi[i] - half_to_float(m)) / static_cast<float>(levels));
+    // + 0: a zero extreme is +0, whichever zero a scan met first (-0 + 0 is +0)
+    const uint16_t m = half_at_most(lo[i] + 0.0f);
+    const uint16_t s = half_at_least((hi[i] + 0.0f - half_to_float(m)) / static_cast<float>(levels));
     minimum[i] = finite[i] ? m : nan;
     scale[i] = finite[i] ? s : nan;
   }

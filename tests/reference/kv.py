@@ -27,8 +27,9 @@ def group_params(group, bits):
     if not np.all(np.isfinite(group)):
         return np.float16(np.nan), np.float16(np.nan)
     levels = np.float32(2**bits - 1)
-    m = round_down_f16(np.float32(group.min()))
-    s = round_up_f16((np.float32(group.max()) - np.float32(m)) / levels)
+    # + 0: a zero extreme is +0 whichever zero the scan met first
+    m = round_down_f16(np.float32(group.min()) + np.float32(0))
+    s = round_up_f16((np.float32(group.max()) + np.float32(0) - np.float32(m)) / levels)
     if not (np.isfinite(m) and np.isfinite(s)):
         raise ValueError("beyond float16")
     return s, m
