@@ -611,3 +611,251 @@ def test_trie_mask_logits_cuda_bad_input():
         trie.mask_logits(states, torch.zeros(1, 4, device="cuda").expand(2, 4))
     with pytest.raises(ValueError, match="out= is for CPU arrays"):
         trie.mask_logits(states, torch.zeros(2, 4, device="cuda"), out=torch.zeros(2, 4, device="cuda"))
+
+
+# ------------------------------------------------------------ kv ---------
+# rk.kv on CUDA tensors (cuda/kv/quantize.cu, cuda/kv/decode_attention.cu)
+# against the CPU op, its oracle (itself tested against tests/reference/kv.py):
+# codes, scales, minimums and offsets bit for bit, for every bits, group sizes
+# dividing the head dimension and not, one token, NaN / inf / signed zeros,
+# float32 / float16 / bfloat16, transposed views; decode attention within
+# rtol 1e-4 / atol 1e-5 (float32 sums in another order), NaN where the CPU has
+# NaN, for masks per batch row and per KV head, left padding, fully masked
+# rows, GQA, several 512-token chunks, compacted blocks, empty quantized part
+# or residual; bad inputs. Device movement goes through kv_gpu / kv_on_gpu.
+import re  # noqa: E402
+
+from ragkernels import kv  # noqa: E402
+
+KV_DTYPES = ["float32", "float16", "bfloat16"]
+KV_SHAPES = [(32, 64, 70), (48, 64, 5), (5, 13, 11), (32, 64, 1), (16, 128, 700), (64, 300, 3)]  # group, dim, tokens
+KV_RTOL, KV_ATOL = 1e-4, 1e-5
+
+
+def kv_gpu(x):
+    """A CUDA copy of a numpy array (read-only ones too) or CPU tensor."""
+    return (x if isinstance(x, torch.Tensor) else torch.from_numpy(np.array(x))).cuda()
+
+
+def kv_on_gpu(t):
+    return t.is_cuda
+
+
+def kv_bits(t):
+    """A CPU tensor whose equality is bit equality (float16 as int16)."""
+    t = torch.as_tensor(t).cpu()
+    return t.view(torch.int16) if t.dtype == torch.float16 else t
+
+
+def assert_packed_equal(gpu, cpu):
+    for g, c in zip(gpu, cpu):
+        if isinstance(c, int):
+            assert g == c
+            continue
+        assert kv_on_gpu(g) and g.dtype == torch.as_tensor(c).dtype and tuple(g.shape) == tuple(c.shape)
+        assert torch.equal(kv_bits(g), kv_bits(c))
+
+
+def kv_states(rng, batch, heads, tokens, dim, specials=False):
+    x = rng.standard_normal((batch, heads, tokens, dim)).astype(np.float32)
+    if specials and x.size:
+        flat = x.reshape(-1)
+        at = rng.choice(flat.size, size=max(1, flat.size // 20), replace=False)
+        flat[at] = rng.choice(np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 60000.0, -60000.0, 1e-40, 3e-6],
+                                       np.float32), size=at.size)
+        x[0, 0, :, : dim // 2] = np.where(rng.random((tokens, dim // 2)) < 0.5, 0.0, -0.0)  # signed-zero ties
+    return x
+
+
+@pytest.mark.parametrize("dtype", KV_DTYPES)
+@pytest.mark.parametrize("group,dim,tokens", KV_SHAPES)
+@pytest.mark.parametrize("bits", kv.SUPPORTED_BITS)
+def test_kv_quantize_cuda_equals_cpu(bits, group, dim, tokens, dtype):
+    rng = np.random.default_rng(bits * 1000 + dim + tokens)
+    x = torch.from_numpy(kv_states(rng, 2, 3, tokens, dim, specials=True)).to(getattr(torch, dtype))
+    assert_packed_equal(kv.quantize_keys(kv_gpu(x), bits, group), kv.quantize_keys(x, bits, group))
+    assert_packed_equal(kv.quantize_values(kv_gpu(x), bits, group), kv.quantize_values(x, bits, group))
+
+
+@pytest.mark.parametrize("dtype", KV_DTYPES)
+def test_kv_quantize_cuda_reads_transposed_views(dtype):
+    """[batch, tokens, heads, dim] storage viewed as [batch, heads, tokens, dim],
+    as transformers hands states out; a padded token stride too."""
+    rng = np.random.default_rng(3)
+    base = torch.from_numpy(rng.standard_normal((2, 9, 3, 24)).astype(np.float32)).to(getattr(torch, dtype))
+    on_gpu = kv_gpu(base)
+    for view, gpu_view in [(base.transpose(1, 2), on_gpu.transpose(1, 2)),
+                           (base.transpose(1, 2)[..., :20], on_gpu.transpose(1, 2)[..., :20])]:
+        for bits in (3, 4):
+            assert_packed_equal(kv.quantize_keys(gpu_view, bits, 4), kv.quantize_keys(view, bits, 4))
+            assert_packed_equal(kv.quantize_values(gpu_view, bits, 16), kv.quantize_values(view, bits, 16))
+
+
+def test_kv_quantize_cuda_beyond_float16_raises_the_cpu_error():
+    x = np.zeros((1, 2, 6, 5), np.float32)
+    for big in (1e6, -70000.0):
+        x[0, 1, 4, 3] = big
+        for op in (kv.quantize_keys, kv.quantize_values):
+            with pytest.raises(ValueError, match="float16") as cpu:
+                op(x, 2, 2)
+            with pytest.raises(ValueError, match=re.escape(str(cpu.value))):
+                op(kv_gpu(x), 2, 2)
+
+
+def test_kv_quantize_cuda_empty_and_bad_inputs():
+    empty = np.zeros((2, 3, 0, 8), np.float32)
+    assert_packed_equal(kv.quantize_keys(kv_gpu(empty), 4, 4), kv.quantize_keys(empty, 4, 4))
+    assert_packed_equal(kv.quantize_values(kv_gpu(empty), 4, 4), kv.quantize_values(empty, 4, 4))
+    x = kv_gpu(np.zeros((1, 1, 4, 8), np.float32))
+    with pytest.raises(ValueError, match="bits must be one of"):
+        kv.quantize_keys(x, 5, 4)
+    with pytest.raises(ValueError, match="group_size"):
+        kv.quantize_values(x, 4, 0)
+    with pytest.raises(TypeError, match="float32, float16 or bfloat16"):
+        kv.quantize_keys(x.double(), 4, 4)
+    with pytest.raises(ValueError, match="4-D"):
+        kv.quantize_keys(x[0], 4, 4)
+    with pytest.raises(ValueError, match="contiguous channels"):
+        kv.quantize_values(x[..., ::2], 4, 4)
+    with pytest.raises(ValueError, match="head dimension must be >= 1"):
+        kv.quantize_keys(x[..., :0], 4, 4)
+
+
+def kv_attention_case(rng, key_bits, value_bits, group, dim, quantized, residual, batch=2, kv_heads=2, rep=3,
+                      dtype="float32"):
+    """CPU arguments of decode_attention: query, keys, values, residual keys and values."""
+    keys = kv.quantize_keys(kv_states(rng, batch, kv_heads, quantized, dim), key_bits, group)
+    values = kv.quantize_values(2 * kv_states(rng, batch, kv_heads, quantized, dim), value_bits, group)
+    t = getattr(torch, dtype)
+    query = torch.from_numpy(kv_states(rng, batch, kv_heads * rep, 1, dim)).to(t)
+    rk_ = torch.from_numpy(kv_states(rng, batch, kv_heads, residual, dim)).to(t)
+    rv = torch.from_numpy(2 * kv_states(rng, batch, kv_heads, residual, dim)).to(t)
+    return query, keys, values, rk_, rv
+
+
+def kv_to_gpu(query, keys, values, rk_, rv):
+    return (kv_gpu(query), kv.QuantizedKeys(*(kv_gpu(a) for a in keys[:4]), keys.bits),
+            kv.QuantizedValues(*(kv_gpu(a) for a in values[:3]), values.bits, values.group_size),
+            kv_gpu(rk_), kv_gpu(rv))
+
+
+def assert_attention_matches(args, mask=None, gpu_mask=None, **kwargs):
+    want = torch.as_tensor(kv.decode_attention(*args, mask=mask, **kwargs))
+    got = kv.decode_attention(*kv_to_gpu(*args), mask=mask if gpu_mask is None else gpu_mask, **kwargs)
+    assert kv_on_gpu(got) and got.dtype == torch.float32 and tuple(got.shape) == tuple(want.shape)
+    np.testing.assert_allclose(got.cpu().numpy(), want.numpy(), rtol=KV_RTOL, atol=KV_ATOL)
+    return got.cpu().numpy()
+
+
+@pytest.mark.parametrize("key_bits,value_bits", [(2, 2), (3, 3), (4, 4), (8, 8), (4, 2), (2, 8)])
+@pytest.mark.parametrize("group,dim,quantized,residual", [
+    (32, 64, 96, 7), (32, 64, 1300, 3), (48, 64, 50, 0), (5, 13, 11, 1), (32, 64, 0, 5), (32, 64, 1, 0),
+    (16, 300, 40, 2), (128, 256, 600, 0)])
+def test_kv_decode_attention_cuda_matches_cpu(key_bits, value_bits, group, dim, quantized, residual):
+    rng = np.random.default_rng(quantized + key_bits * 10 + value_bits)
+    assert_attention_matches(kv_attention_case(rng, key_bits, value_bits, group, dim, quantized, residual))
+
+
+@pytest.mark.parametrize("rep", [1, 8, 12])  # one head per block, a full block of 8, two blocks (8 + 4)
+def test_kv_decode_attention_cuda_grouped_query_heads(rep):
+    rng = np.random.default_rng(rep)
+    assert_attention_matches(kv_attention_case(rng, 4, 4, 32, 64, 70, 3, batch=1, kv_heads=2, rep=rep))
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_kv_decode_attention_cuda_half_inputs_and_strided_query(dtype):
+    rng = np.random.default_rng(9)
+    query, keys, values, rk_, rv = kv_attention_case(rng, 4, 4, 32, 64, 100, 6, dtype=dtype)
+    assert_attention_matches((query, keys, values, rk_, rv))
+    wide = torch.from_numpy(kv_states(rng, 2, 1, 6, 64)).to(getattr(torch, dtype))  # [batch, 1, q_heads, dim]
+    want = kv.decode_attention(wide.transpose(1, 2), keys, values, rk_, rv)
+    _, *cache = kv_to_gpu(query, keys, values, rk_, rv)
+    got = kv.decode_attention(kv_gpu(wide).transpose(1, 2), *cache)
+    np.testing.assert_allclose(got.cpu().numpy(), want.numpy(), rtol=KV_RTOL, atol=KV_ATOL)
+
+
+def test_kv_decode_attention_cuda_masks():
+    """Left padding per batch row, a mask per KV head, fully masked rows
+    (zeros, as torch's SDPA), boolean masks, a mask given on the CPU."""
+    rng = np.random.default_rng(7)
+    args = kv_attention_case(rng, 4, 4, 32, 64, 600, 4)
+    mask = np.zeros((2, 604), np.float32)
+    mask[1, :550] = -np.inf
+    mask[0, 602] = -2.5
+    assert_attention_matches(args, mask, kv_gpu(mask))
+    assert_attention_matches(args, mask, mask)  # numpy mask: moved to the query's device
+    assert_attention_matches(args, mask == 0, kv_gpu(mask == 0))  # boolean: True attends
+    per_head = np.zeros((2, 2, 604), np.float32)
+    per_head[0, 1, 100:530] = -np.inf
+    per_head[1, 0] = -np.inf  # fully masked KV head: its 3 query heads get zeros
+    out = assert_attention_matches(args, per_head, kv_gpu(per_head))
+    assert np.all(out[1, :3] == 0) and np.all(out[1, 3:] != 0)
+    mask[0] = -np.inf
+    out = assert_attention_matches(args, mask, kv_gpu(mask))
+    assert np.all(out[0] == 0)
+
+
+def test_kv_decode_attention_cuda_nan():
+    """A NaN score (here a residual key) makes the head NaN, masked or not; a
+    NaN in a masked position's value is never read."""
+    rng = np.random.default_rng(8)
+    query, keys, values, rk_, rv = kv_attention_case(rng, 2, 2, 32, 64, 64, 2, batch=1, kv_heads=1, rep=2)
+    rk_[0, 0, 1, 3] = float("nan")
+    assert np.isnan(assert_attention_matches((query, keys, values, rk_, rv))).all()
+    mask = np.zeros((1, 66), np.float32)
+    mask[0, 65] = -np.inf
+    assert np.isnan(assert_attention_matches((query, keys, values, rk_, rv), mask, kv_gpu(mask))).all()
+    rk_[0, 0, 1, 3] = 0.5
+    rv[0, 0, 1, 0] = float("nan")
+    assert np.isfinite(assert_attention_matches((query, keys, values, rk_, rv), mask, kv_gpu(mask))).all()
+
+
+def test_kv_decode_attention_cuda_compacted_blocks_and_gpu_quantization():
+    """Offsets leaving blocks partial or empty (compaction); and the whole
+    path on the GPU: quantize there, attend there."""
+    rng = np.random.default_rng(11)
+    x = kv_states(rng, 1, 2, 64, 16)
+    keys = kv.quantize_keys(x, 4, 16)
+    keep = [np.r_[0:5, 20:32, 40:41], np.r_[16:32, 61:63]]
+    offsets = np.stack([np.searchsorted(k, np.arange(0, 65, 16)) for k in keep]).astype(np.int32)[None]
+    compact = kv.QuantizedKeys(np.stack([keys.codes[0, h, keep[h]] for h in range(2)])[None], keys.scale,
+                               keys.minimum, offsets, 4)
+    values = kv.quantize_values(np.stack([x[0, h, keep[h]] for h in range(2)])[None], 4, 16)
+    empty = np.zeros((1, 2, 0, 16), np.float32)
+    assert_attention_matches((kv_states(rng, 1, 2, 1, 16), compact, values, empty, empty))
+    k, v, q = (torch.from_numpy(kv_states(rng, 2, 2, 300, 64)) for _ in range(3))
+    q = q[:, :, :1].repeat(1, 2, 1, 1)
+    got = kv.decode_attention(kv_gpu(q), kv.quantize_keys(kv_gpu(k[:, :, :256]), 2, 32),
+                              kv.quantize_values(kv_gpu(v[:, :, :256]), 2, 32), kv_gpu(k[:, :, 256:]),
+                              kv_gpu(v[:, :, 256:]))
+    want = kv.decode_attention(q, kv.quantize_keys(k[:, :, :256], 2, 32), kv.quantize_values(v[:, :, :256], 2, 32),
+                               k[:, :, 256:], v[:, :, 256:])
+    np.testing.assert_allclose(got.cpu().numpy(), want.numpy(), rtol=KV_RTOL, atol=KV_ATOL)
+
+
+def test_kv_decode_attention_cuda_bad_inputs():
+    rng = np.random.default_rng(12)
+    query, keys, values, rk_, rv = kv_to_gpu(*kv_attention_case(rng, 4, 4, 4, 8, 8, 0, batch=1, kv_heads=2, rep=1))
+    with pytest.raises(ValueError, match="one token"):
+        kv.decode_attention(query.repeat(1, 1, 2, 1), keys, values, rk_, rv)
+    with pytest.raises(ValueError, match="multiple of"):
+        kv.decode_attention(query[:, :1].repeat(1, 3, 1, 1), keys, values, rk_, rv)
+    with pytest.raises(ValueError, match="mask"):
+        kv.decode_attention(query, keys, values, rk_, rv, mask=kv_gpu(np.zeros((1, 3), np.float32)))
+    with pytest.raises(TypeError, match="share one dtype"):
+        kv.decode_attention(query, keys, values, rk_.half(), rv)
+    with pytest.raises(ValueError, match="residual"):
+        kv.decode_attention(query, keys, values, kv_gpu(np.zeros((1, 2, 2, 8), np.float32)), rv)
+    with pytest.raises(ValueError, match="empty"):
+        empty = kv_gpu(np.zeros((1, 2, 0, 8), np.float32))
+        kv.decode_attention(query, kv.quantize_keys(empty, 4, 4), kv.quantize_values(empty, 4, 4), empty, empty)
+    bad = keys._replace(offsets=kv_gpu(np.array([[[0, 4, 7], [0, 4, 8]]], np.int32)))
+    with pytest.raises(ValueError, match="must end at the 8 quantized tokens"):
+        kv.decode_attention(query, bad, values, rk_, rv)
+    bad = keys._replace(offsets=kv_gpu(np.array([[[0, 4, 8], [0, 5, 4]]], np.int32)))
+    with pytest.raises(ValueError, match="decrease"):
+        kv.decode_attention(query, bad, values, rk_, rv)
+    with pytest.raises(ValueError, match="shape"):
+        kv.decode_attention(query, keys._replace(bits=2), values, rk_, rv)  # codes are 4-bit wide
+    with pytest.raises(TypeError, match="CUDA device"):
+        kv.decode_attention(query, keys._replace(codes=keys.codes.cpu()), values, rk_, rv)
