@@ -2,8 +2,8 @@
 //
 // Design. Keys: one thread per (stream, block of tokens, octet of 8
 // channels). It scans the block's tokens in order for its 8 channels' lo, hi
-// and finiteness (sequentially, so ties of 0.0 and -0.0 resolve as the CPU's
-// scan does), derives the 8 scales and minimums, then scans the tokens again
+// and finiteness (in order, as the CPU does), derives the 8 scales and
+// minimums, then scans the tokens again
 // and writes whole bytes: an octet is exactly `bits` bytes of a 2-, 4- or
 // 8-bit row, and 2 bytes of the 2-bit plane plus 1 byte of the 1-bit plane of
 // a 3-bit row, so no byte is shared between threads and none needs an atomic.
@@ -77,9 +77,10 @@ __device__ Params group_params(float lo, float hi, bool finite, int levels) {
     p.overflow = false;
     return p;
   }
-  p.minimum = round_down(lo);
+  // + 0: a zero extreme is +0 whichever zero the scan met first (-0 + 0 is +0), as quantize.cpp does
+  p.minimum = round_down(__fadd_rn(lo, 0.0f));
   p.base = half_bits_to_float(p.minimum);
-  p.scale = round_up(__fdiv_rn(__fsub_rn(hi, p.base), static_cast<float>(levels)));
+  p.scale = round_up(__fdiv_rn(__fsub_rn(__fadd_rn(hi, 0.0f), p.base), static_cast<float>(levels)));
   const float s = half_bits_to_float(p.scale);
   p.overflow = !(isfinite(p.base) && isfinite(s));
   p.inverse = s > 0.0f ? __fdiv_rn(1.0f, s) : 0.0f;
@@ -106,8 +107,9 @@ __device__ __forceinline__ void observe(float v, float& lo, float& hi, bool& fin
 // lo, hi and finiteness of the value group x[at, at + n) scanned as
 // quantize.cpp's group_range does: eight lanes (value i in lane i % 8) over
 // the whole eights, the lanes combined in lane order, then the tail in order.
-// Only the sign of a zero lo or hi depends on that order (0.0 and -0.0 tie),
-// and with it the minimum's (or a zero scale's) sign bit.
+// Only the sign of a zero lo or hi depends on that order (0.0 and -0.0 tie):
+// no output bit does (zero extremes become +0), but the overflow message
+// quotes lo and hi, so it is the CPU's to the sign of a zero.
 __device__ __forceinline__ void value_group_range(const DeviceTokens& x, int64_t at, int64_t n, float& lo, float& hi,
                                                   bool& finite) {
   float lanes_lo[8], lanes_hi[8];

@@ -7,10 +7,11 @@
 // scale s = (hi - m) / (2^bits - 1) rounded up; a value becomes
 // floor((x - m) / s + 1/2) clamped to [0, 2^bits - 1], in float32 with every
 // product and sum rounded on its own (no FMA contraction), so codes, scales
-// and minimums are the CPU op's bits. lo and hi are found in the CPU's scan
-// order (keys: tokens in order; values: channel i in lane i % 8 over the
-// whole eights, lanes merged in order, then the tail), because that order
-// decides ties of 0.0 and -0.0 and so the minimum's sign bit. A group
+// and minimums are the CPU op's bits; a zero lo or hi counts as +0 (x + 0),
+// so which of 0.0 and -0.0 a scan met first does not matter. lo and hi are
+// still found in the CPU's scan order (keys: tokens in order; values: channel
+// i in lane i % 8 over the whole eights, lanes merged in order, then the
+// tail), so that the overflow error quotes the same [lo, hi]. A group
 // holding NaN or +-inf gets scale and minimum NaN (0x7e00) and codes 0.
 // A finite group that float16 cannot describe is reported through `error`
 // (the CPU op raises ValueError there; the binding does, with its message).
