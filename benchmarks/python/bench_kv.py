@@ -131,8 +131,41 @@ def load_model():
     return model, tokenizer
 
 
-def cache_makers(model) -> Dict[str, Callable[[], object]]:
-    """Full precision, ragkernels, transformers' QuantizedCache (quanto, hqq) at the same settings."""
+_PLANS: Dict[float, object] = {}
+
+
+def calibrated_plan(model, tokenizer, budget_bits: float = 3.25):
+    """``rk.kv.calibrate_bits`` on 512 tokens of MS MARCO passages from the
+    collection's head (the held-out text and the RAG prompts come from
+    elsewhere), once per process; the plan goes to results/kv_calibration."""
+    if budget_bits not in _PLANS:
+        import torch
+
+        import ragkernels as rk
+
+        root = data_dir()
+        texts = rk.data.read_msmarco_collection(root / "msmarco-passage" / "collection.subset.tsv").full_texts()
+        ids: List[int] = []
+        for text in texts[:1000]:
+            ids += tokenizer(text + "\n\n", add_special_tokens=False)["input_ids"]
+            if len(ids) >= 512:
+                break
+        start = time.perf_counter()
+        plan = rk.kv.calibrate_bits(model, torch.tensor([ids[:512]]), budget_bits=budget_bits, group_size=GROUP)
+        seconds = time.perf_counter() - start
+        rows = [{"layer": i, "key bits": k, "value bits": v} for i, (k, v) in
+                enumerate(zip(plan.key_bits, plan.value_bits))]
+        print(write_results("kv_calibration", rows, ["layer", "key bits", "value bits"], meta({
+            "budget bits": budget_bits, "average bits": plan.average, "calibration tokens": 512,
+            "pairs": plan.pairs, "sensitivity": plan.sensitivity, "seconds": seconds})))
+        _PLANS[budget_bits] = plan
+    return _PLANS[budget_bits]
+
+
+def cache_makers(model, tokenizer=None) -> Dict[str, Callable[[], object]]:
+    """Full precision, ragkernels (each width, and the calibrated mixed
+    precision when a tokenizer is given), transformers' QuantizedCache (quanto,
+    hqq) at the same settings."""
     from transformers import DynamicCache, QuantizedCache
 
     import ragkernels as rk
@@ -141,6 +174,12 @@ def cache_makers(model) -> Dict[str, Callable[[], object]]:
     for bits in (8, 4, 3, 2):
         makers[f"ragkernels {bits}-bit"] = (lambda b: lambda: rk.hf.CompressedCache(
             model.config, key_bits=b, group_size=GROUP, residual=RESIDUAL))(bits)
+    if tokenizer is not None:
+        def calibrated():
+            plan = calibrated_plan(model, tokenizer)
+            return rk.hf.CompressedCache(model.config, key_bits=plan.key_bits, value_bits=plan.value_bits,
+                                         group_size=GROUP, residual=RESIDUAL)
+        makers["ragkernels calibrated 3.25-bit"] = calibrated
     for backend, widths in (("quanto", (4, 2)), ("hqq", (8, 4, 3, 2))):
         for bits in widths:
             makers[f"QuantizedCache {backend} {bits}-bit"] = (lambda be, b: lambda: QuantizedCache(
@@ -262,7 +301,7 @@ def part_quality(n_prompts: int, only: str = "") -> None:
     fp16_bytes = sum(2 * k.shape[1] * k.shape[3] * 2 for k, _ in kv_states)  # per token, keys + values
     reference = [greedy(model, ids, None) for ids in prompts]
     rows = []
-    configs = {name: (lambda m: lambda n: m())(make) for name, make in cache_makers(model).items()}
+    configs = {name: (lambda m: lambda n: m())(make) for name, make in cache_makers(model, tokenizer).items()}
     configs.update(policy_makers(model))
     if only:  # a subset, by regular expression on the names
         import re
@@ -321,6 +360,29 @@ def plot_quality(rows, fp16_bytes: int) -> None:
 
 # ---- speed ------------------------------------------------------------------------------------
 
+def _status_kib(field: str) -> Optional[int]:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return None
+
+
+def reset_peak_rss() -> Optional[int]:
+    """Resets the process's peak resident set (Linux: clear_refs 5) and
+    returns the current one in KiB, or None where that is not possible."""
+    import gc
+
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return None
+    return _status_kib("VmRSS")
+
+
 def part_speed(contexts=(1024, 8192, 32768), steps: int = 8) -> None:
     import torch
 
@@ -328,7 +390,7 @@ def part_speed(contexts=(1024, 8192, 32768), steps: int = 8) -> None:
 
     model, tokenizer = load_model()
     kv_states = real_kv(model, tokenizer, 8192)
-    makers = cache_makers(model)
+    makers = cache_makers(model, tokenizer)
     rows = []
     for context in contexts:
         reps = -(-context // 8192)
@@ -340,6 +402,7 @@ def part_speed(contexts=(1024, 8192, 32768), steps: int = 8) -> None:
                     rk.hf.enable_fused_attention(model)
                 else:
                     model.set_attn_implementation("sdpa")
+                base_kib = reset_peak_rss()
                 cache = make()
                 for layer, (k, v) in enumerate(tiled):
                     for start in range(0, context, 2048):
@@ -350,17 +413,21 @@ def part_speed(contexts=(1024, 8192, 32768), steps: int = 8) -> None:
                 for _ in range(steps):
                     forward(model, cache, token)
                 seconds = (time.perf_counter() - start) / steps
+                peak_kib = _status_kib("VmHWM")
                 label = name + (" fused" if fused else "")
                 rows.append({"context": context, "cache": label, "ms/token": seconds * 1e3,
-                             "tokens/s": 1.0 / seconds})
+                             "tokens/s": 1.0 / seconds,
+                             "peak MB": (peak_kib - base_kib) / 1024 if base_kib and peak_kib else None})
                 print(rows[-1], flush=True)
                 del cache
     model.set_attn_implementation("sdpa")
     for row in rows:
         base = next(r for r in rows if r["context"] == row["context"] and r["cache"] == "full precision")
         row["vs full precision"] = base["ms/token"] / row["ms/token"]
-    print(write_results("kv_speed", rows, ["context", "cache", "ms/token", "tokens/s", "vs full precision"],
-                        meta({"steps": steps})))
+    print(write_results("kv_speed", rows, ["context", "cache", "ms/token", "tokens/s", "vs full precision", "peak MB"],
+                        meta({"steps": steps, "peak MB": "the process's peak resident set while the cache was "
+                              "filled and decoded, above its resident set before (the model and the source "
+                              "states excluded)"})))
 
 
 # ---- bitstream --------------------------------------------------------------------------------
