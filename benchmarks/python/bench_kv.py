@@ -21,12 +21,15 @@ Parts (each writes benchmarks/results/kv_<part>.{json,md}):
   offset and the residual, group sizes 32 and 64, float16 and float32 residuals.
 * ``speed``: decode tokens/s of SmolLM2 at 1k, 8k and 32k cached tokens (the
   cache filled with the model's own KV of real text, tiled), for the same
-  caches (ragkernels with the dequantizing path and with fused attention).
+  caches (ragkernels with the dequantizing path and with fused attention),
+  and the process's peak resident set per cache.
 * ``bitstream``: bytes per token of ``rk.kv.encode`` against fp16 and against
   the plain bit-packed cache, encode and decode MB/s (one thread).
 * ``kvpress`` (not in the default parts): kvpress's SnapKV, StreamingLLM and
   Knorm presses in their own virtualenv (``KVPRESS_PYTHON``; kvpress pins
   transformers < 5.3) on the same prompts, against ragkernels' policies.
+* ``plot``: the quality plot again, from every ``kv_quality*`` result so far
+  (``quality --caches REGEX`` runs a subset and saves it as its own result).
 
 Threads: torch and ragkernels both use RAGKERNELS_BENCH_THREADS (default: all
 cores), the same for every row.
@@ -305,7 +308,7 @@ def part_quality(n_prompts: int, only: str = "") -> None:
     configs.update(policy_makers(model))
     if only:  # a subset, by regular expression on the names
         import re
-        configs = {name: make for name, make in configs.items() if re.search(only, name) or name == "full precision"}
+        configs = {name: make for name, make in configs.items() if re.search(only, name)}
     for name, make in configs.items():
         policy = name.split()[0] in ("StreamingLLM", "H2O", "SnapKV")
         if policy:
@@ -327,30 +330,62 @@ def part_quality(n_prompts: int, only: str = "") -> None:
         row["seconds"] = time.perf_counter() - start  # wall time of the row (not a speed figure)
         rows.append(row)
         print(row, flush=True)
+        # after every row, so that a run stopped for time keeps what it measured
+        name = "kv_quality" + ("_" + "".join(c for c in only if c.isalnum()) if only else "")
+        write_results(name, rows, ["cache", "perplexity", "RAG tokens identical", "KV bytes/token @8k", "vs fp16",
+                                   "seconds"],
+                      meta({"perplexity tokens": sum(len(s) - 1 for s in segments), "rag prompts": len(prompts),
+                            "rag prompt tokens": [int(p.shape[1]) for p in prompts], "fp16 bytes/token": fp16_bytes}))
     model.set_attn_implementation("sdpa")
-    tokens = sum(len(s) - 1 for s in segments)
-    columns = ["cache", "perplexity", "RAG tokens identical", "KV bytes/token @8k", "vs fp16", "seconds"]
-    print(write_results("kv_quality" + ("_" + "".join(c for c in only if c.isalnum()) if only else ""), rows, columns, meta({
-        "perplexity tokens": tokens, "rag prompts": len(prompts),
-        "rag prompt tokens": [int(p.shape[1]) for p in prompts], "fp16 bytes/token": fp16_bytes})))
-    plot_quality(rows, fp16_bytes)
+    plot_quality()
 
 
-def plot_quality(rows, fp16_bytes: int) -> None:
+def plot_quality() -> None:
+    """Perplexity against KV bytes per token over the rows of every quality
+    run so far (results/kv_quality*.json: the main run and the `--caches`
+    subsets). A row without measured bytes takes them from the memory part
+    (ragkernels, float32 residual, this group size); full precision is
+    float32's, an eviction policy float32's times its budget share;
+    QuantizedCache's bytes are not measured, so it is left out."""
+    import json
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    rows = []
+    for path in sorted(RESULTS.glob("kv_quality*.json")):
+        rows += json.loads(path.read_text())["rows"]
+    memory_path = RESULTS / "kv_memory.json"
+    memory = json.loads(memory_path.read_text())["rows"] if memory_path.exists() else []
+    fp16 = 30 * 3 * 64 * 2 * 2  # SmolLM2: layers x KV heads x head_dim x (K, V) x 2 bytes
+    full = next((r for r in rows if r["cache"] == "full precision"), None)
+    if full is None:
+        return
+
+    def bytes_of(row):
+        if row.get("KV bytes/token @8k"):
+            return row["KV bytes/token @8k"]
+        if row["cache"] == "full precision":
+            return 2 * fp16
+        if row["cache"].split()[0] in ("StreamingLLM", "H2O", "SnapKV"):  # float32 KV of a share of the tokens
+            return 2 * fp16 * float(row["cache"].split()[1].rstrip("%")) / 100
+        for m in memory:
+            if (row["cache"] == f"ragkernels {m['bits']}-bit" and m["residual dtype"] == "float32"
+                    and m["group size"] == GROUP):
+                return m["bytes/token"]
+        return None
+
     fig, ax = plt.subplots(figsize=(6, 4))
-    points = [r for r in rows if r.get("KV bytes/token @8k") and r.get("perplexity")]
-    for r in points:
-        ax.scatter(r["KV bytes/token @8k"], r["perplexity"])
-        ax.annotate(r["cache"].replace("ragkernels ", "rk "), (r["KV bytes/token @8k"], r["perplexity"]),
-                    fontsize=7)
-    full = next(r for r in rows if r["cache"] == "full precision")
+    for r in rows:
+        x = bytes_of(r)
+        if x is None or not r.get("perplexity"):
+            continue
+        ax.scatter(x, r["perplexity"])
+        ax.annotate(r["cache"].replace("ragkernels ", "rk "), (x, r["perplexity"]), fontsize=7)
     ax.axhline(full["perplexity"], color="gray", lw=0.5)
-    ax.axvline(fp16_bytes, color="gray", lw=0.5, ls="--")
+    ax.axvline(fp16, color="gray", lw=0.5, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("KV bytes per token at 8k tokens (fp16: dashed)")
     ax.set_ylabel("perplexity (SmolLM2-135M, held-out text)")
@@ -555,7 +590,7 @@ def main() -> None:
         print(f"== {part}", flush=True)
         {"kernels": part_kernels, "quality": lambda: part_quality(args.prompts, args.caches), "speed": part_speed,
          "bitstream": part_bitstream, "memory": part_memory,
-         "kvpress": lambda: part_kvpress(args.prompts)}[part]()
+         "kvpress": lambda: part_kvpress(args.prompts), "plot": plot_quality}[part]()
 
 
 if __name__ == "__main__":
