@@ -377,11 +377,11 @@ class ChunkScorer {
       if (fast_) {
         const int64_t n = run_end - t;
         unpacked_.resize(static_cast<size_t>(n * fast_->keys.slots));
-        kernels_.unpack_rows(a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes,
-                                    n, fast_->keys, unpacked_.data());
+        kernels_.unpack_rows(a_.keys.codes + (stream_ * quantized + t) * key_layout_.bytes, key_layout_.bytes, n,
+                             fast_->keys, unpacked_.data());
         for (int64_t r = 0; r < reps_; ++r) {
-          kernels_.score_rows(unpacked_.data(), n, fast_->keys.slots, folded_.data() + r * key_slots_,
-                                     bias_[r], scores_.data() + r * count + (t - begin));
+          kernels_.score_rows(unpacked_.data(), n, fast_->keys.slots, folded_.data() + r * key_slots_, bias_[r],
+                              scores_.data() + r * count + (t - begin));
         }
         t = run_end;
         continue;
