@@ -49,9 +49,11 @@ def test_search_matches_reference_on_exact_integers(metric, dtype, n, dim, nq, k
     assert_matches_reference(index, docs, queries, k, metric, dtype, exact)
 
 
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])  # RAGKERNELS_ISA caps the scan's copy
 @pytest.mark.parametrize("metric", METRICS)
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_search_matches_reference_on_random_floats(metric, dtype):
+def test_search_matches_reference_on_random_floats(metric, dtype, isa, monkeypatch):
+    monkeypatch.setenv("RAGKERNELS_ISA", isa)
     rng = np.random.default_rng(7)
     docs = rng.standard_normal((700, 48)).astype(np.float32)
     queries = rng.standard_normal((21, 48)).astype(np.float32)

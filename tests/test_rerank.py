@@ -25,9 +25,11 @@ def check(queries, query_offsets, docs, doc_offsets, cand, scales=None):
     return got
 
 
+@pytest.mark.parametrize("isa", ["baseline", "avx2", "avx512"])  # RAGKERNELS_ISA caps the kernel's copy
 @pytest.mark.parametrize("dim", [1, 7, 16, 33, 128, 384])
 @pytest.mark.parametrize("dtype", ["float32", "float16", "int8"])
-def test_maxsim_matches_reference(dim, dtype):
+def test_maxsim_matches_reference(dim, dtype, isa, monkeypatch):
+    monkeypatch.setenv("RAGKERNELS_ISA", isa)
     rng = np.random.default_rng(dim)
     docs, doc_offsets = ragged(rng, rng.integers(0, 50, 40), dim)
     # Queries of 0 to 70 tokens: empty, within one panel, several panels.

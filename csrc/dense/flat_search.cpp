@@ -111,7 +111,7 @@ void search(const FlatVectors& vectors, ConstView2<float> queries, int64_t k, Vi
                ", the index has ", vectors.dim);
   RK_CHECK_ARG(vectors.rows < (int64_t(1) << 32), "search: more than 2^32 - 1 rows are not supported");
   RK_DCHECK(queries.row_stride == queries.cols && queries.col_stride == 1);
-  static const ScanFn scan = pick_scan();
+  const ScanFn scan = pick_scan();  // per call: RAGKERNELS_ISA may change between calls (tests)
   const int64_t nq = queries.rows, dim = vectors.dim;
   const int64_t keep = std::min<int64_t>(k, vectors.rows);
 

@@ -131,7 +131,7 @@ void maxsim(const QueryTokens& queries, const DocTokens& docs, ConstView2<int64_
   check_candidates(candidates, docs.num_docs, "maxsim", "candidates");
   const int64_t pairs = candidates.rows * candidates.cols;
   if (pairs == 0) return;
-  static const Kernel& kernel = pick_kernel();
+  const Kernel& kernel = pick_kernel();  // per call: RAGKERNELS_ISA may change between calls (tests)
   Job job{&queries, &docs, candidates, scores, {}, {}};
   pack_queries(kernel, job);
   parallel_for(
